@@ -1,0 +1,33 @@
+"""Importing TensorFlow without its start-up banner on stderr.
+
+TensorFlow 2.21 writes absl lines ("All log messages before absl::InitializeLog()...",
+oneDNN and CUDA notices) from C++ before any Python logging setting applies, and no
+environment variable silences them. The command line imports it here with file descriptor 2
+pointed at /dev/null for the duration of the import and first op, then restores it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def import_tensorflow():
+    """Imports tensorflow and keras quietly (once); returns the tensorflow module."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.constant(0.0) + 1.0  # the second banner comes with the first op
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tf

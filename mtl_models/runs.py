@@ -1,0 +1,236 @@
+"""Training runs saved as directories and cached by their configuration.
+
+A run directory holds:
+  model.keras      the trained model (weights of the best validation epoch)
+  heldout.npz      held-out tweet pairs as int16 codes (PAD = -1), their authors and labels
+  history.json     per-epoch metrics, the best epoch, the training time
+  accuracy.json    held-out accuracy per head next to the Bayes-optimal reference accuracies
+  manifest.json    versions, seed, every argument, the cache key; written last
+The directory is built under a temporary name and renamed into place when complete, so an
+interrupted run leaves nothing that a later run could mistake for a trained model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from mtl_models import atomic
+from mtl_models.tweets import (DEFAULT_TASKS, TweetSet, TweetSpec, check_tasks, generate,
+                               reference_accuracy)
+
+# Bump when the saved layout or the training procedure changes, so old caches are not reused.
+FORMAT_VERSION = 1
+HEADS = ("head_1", "head_2")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every argument that changes what `train_run` produces."""
+
+    variant: str = "concat"
+    tasks: tuple[str, str] = DEFAULT_TASKS
+    seq_len: int = 280
+    features: int = 256
+    units: int = 64
+    hidden: int = 64
+    n_authors: int = 5
+    n_group: int = 3
+    min_len: int = 40
+    style: float = 0.7
+    same_rate: float = 0.0
+    n_train: int = 3000
+    n_val: int = 500
+    n_heldout: int = 1000
+    epochs: int = 10
+    batch_size: int = 128
+    patience: int = 4
+    learning_rate: float = 1e-3
+    clipnorm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        from mtl_models.variants import VARIANTS
+
+        if self.variant not in VARIANTS:
+            raise ValueError(f"Expected a variant in {list(VARIANTS)}; received {self.variant!r}")
+        object.__setattr__(self, "tasks", check_tasks(self.tasks))
+        if len(self.tasks) != len(HEADS):
+            raise ValueError(f"Expected {len(HEADS)} tasks; received {list(self.tasks)}")
+        for name in ("seq_len", "features", "units", "hidden", "n_train", "n_val", "n_heldout",
+                     "epochs", "batch_size", "patience"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Expected {name} to be a positive integer; received {value!r}")
+        self.spec()  # validates the world's parameters
+
+    def spec(self, world_seed: int = 0) -> TweetSpec:
+        return TweetSpec(seq_len=self.seq_len, features=self.features, n_authors=self.n_authors,
+                         n_group=self.n_group, min_len=self.min_len, style=self.style,
+                         same_rate=self.same_rate, world_seed=world_seed)
+
+    def key(self) -> str:
+        """Hex digest naming this configuration in the cache."""
+        blob = json.dumps([FORMAT_VERSION, dataclasses.asdict(self)], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def seeds(self) -> dict[str, int]:
+        """Child seeds of `seed`, one per consumer of randomness."""
+        names = ("world", "data", "init", "shuffle")
+        children = np.random.SeedSequence(self.seed).spawn(len(names))
+        return {n: int(c.generate_state(1)[0] % 2**31) for n, c in zip(names, children)}
+
+
+def cache_root() -> Path:
+    """$MTL_PROBE_CACHE, else $XDG_CACHE_HOME/mtl-probe, else ~/.cache/mtl-probe."""
+    if os.environ.get("MTL_PROBE_CACHE"):
+        return Path(os.environ["MTL_PROBE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mtl-probe"
+
+
+def run_dir_for(config: TrainConfig, cache: Path | None = None) -> Path:
+    return Path(cache or cache_root()) / "runs" / f"{config.variant}-{config.key()}"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("mtl-probe", "tensorflow", "keras", "numpy", "scipy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """Commit of the source tree this package runs from, when it is a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def manifest(kind: str, arguments: dict, seed: int) -> dict:
+    return {"kind": kind, "format_version": FORMAT_VERSION, "seed": seed,
+            "arguments": arguments, "versions": versions(), "commit": git_commit(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def is_complete(run_dir: Path) -> bool:
+    return (Path(run_dir) / "manifest.json").is_file()
+
+
+def train_run(config: TrainConfig, *, cache: Path | None = None, force: bool = False,
+              report: Callable[[str], None] = lambda line: None) -> tuple[Path, bool]:
+    """Trains `config` unless a complete run with the same key is cached.
+
+    Returns:
+        (run directory, whether it was trained now rather than reused).
+    """
+    final = run_dir_for(config, cache)
+    if is_complete(final) and not force:
+        return final, False
+    from mtl_models import training, variants  # TensorFlow only when training
+
+    seeds = config.seeds()
+    spec = config.spec(world_seed=seeds["world"])
+    rng = np.random.default_rng(seeds["data"])
+    started = time.perf_counter()
+    train_set = generate(spec, config.n_train, rng)
+    val_set = generate(spec, config.n_val, rng)
+    heldout = generate(spec, config.n_heldout, rng)
+    report(f"data: {config.n_train} train / {config.n_val} validation / {config.n_heldout} "
+           f"held-out pairs of {config.seq_len} x {config.features} "
+           f"[{time.perf_counter() - started:.1f}s]")
+    model = variants.build_model(config.variant, seq_len=config.seq_len,
+                                 features=config.features, units=config.units,
+                                 hidden=config.hidden, seed=seeds["init"],
+                                 learning_rate=config.learning_rate, clipnorm=config.clipnorm)
+    fitted = training.fit(model, train_set, val_set, spec, config.tasks, epochs=config.epochs,
+                          batch_size=config.batch_size, patience=config.patience,
+                          seed=seeds["shuffle"], report=report)
+    predicted = training.predict(model, heldout, config.features)
+    accuracy = evaluate(predicted, heldout, spec, config.tasks)
+    with atomic.staging_dir(final) as tmp:
+        model.save(tmp / "model.keras")
+        labels = {h: heldout.labels(t, spec) for h, t in zip(HEADS, config.tasks)}
+        atomic.write_npz(tmp / "heldout.npz", codes_a=heldout.codes_a,
+                         codes_b=heldout.codes_b, author_a=heldout.author_a,
+                         author_b=heldout.author_b, **labels)
+        atomic.write_json(tmp / "history.json", {"history": fitted.history,
+                                                 "best_epoch": fitted.best_epoch,
+                                                 "seconds": fitted.seconds})
+        atomic.write_json(tmp / "accuracy.json", accuracy)
+        info = manifest("train", dataclasses.asdict(config), config.seed)
+        info.update(key=config.key(), child_seeds=seeds, world_seed=seeds["world"],
+                    seconds=time.perf_counter() - started)
+        atomic.write_json(tmp / "manifest.json", info)
+    return final, True
+
+
+def evaluate(predicted: dict[str, np.ndarray], tweets: TweetSet, spec: TweetSpec,
+             tasks) -> dict:
+    """Held-out accuracy per head beside the reference accuracies of its task."""
+    heads = {}
+    for head, task in zip(HEADS, tasks):
+        labels = tweets.labels(task, spec)
+        heads[head] = {"task": task,
+                       "accuracy": float(np.mean((predicted[head] > 0.5) == (labels > 0.5))),
+                       "reference": reference_accuracy(tweets, task, spec)}
+    return {"samples": len(tweets), "heads": heads}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A loaded run directory (the model is loaded on demand: it needs TensorFlow)."""
+
+    path: Path
+    manifest: dict
+    accuracy: dict
+    history: dict
+
+    @property
+    def config(self) -> TrainConfig:
+        args = dict(self.manifest["arguments"])
+        args["tasks"] = tuple(args["tasks"])
+        return TrainConfig(**args)
+
+    def heldout(self) -> tuple[TweetSet, dict[str, np.ndarray]]:
+        """Held-out tweets and their labels per head."""
+        with np.load(self.path / "heldout.npz", allow_pickle=False) as z:
+            tweets = TweetSet(z["codes_a"], z["codes_b"], z["author_a"], z["author_b"])
+            labels = {h: z[h] for h in HEADS}
+        return tweets, labels
+
+    def model(self):
+        import keras
+
+        return keras.saving.load_model(self.path / "model.keras", safe_mode=True)
+
+
+def load_run(path) -> Run:
+    """Reads a complete run directory; a missing or malformed file is an error."""
+    path = Path(path)
+    if not is_complete(path):
+        raise ValueError(f"Expected a complete run directory with manifest.json; received {path}")
+    parts = {}
+    for name in ("manifest", "accuracy", "history"):
+        try:
+            parts[name] = json.loads((path / f"{name}.json").read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"Expected valid JSON in {path / (name + '.json')}; "
+                             f"received {type(err).__name__}: {err}") from None
+    return Run(path=path, **parts)

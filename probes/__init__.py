@@ -1,0 +1,1 @@
+"""mtl-probe: measure how information flows through Keras multi-task models."""

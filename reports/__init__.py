@@ -1,0 +1,1 @@
+"""Figures and PDF pages from saved probe results (never imports TensorFlow)."""
