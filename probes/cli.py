@@ -12,6 +12,8 @@ from mtl_models.tweets import DEFAULT_TASKS, REFERENCE_SOURCES, TASKS
 from mtl_models.variants import VARIANTS
 from probes.text import table
 
+MODES = ("shuffle", "zero", "mean", "noise", "occlusion")  # probes.ablation.MODES, without TF
+
 
 def _progress(line: str) -> None:
     click.echo(line, err=True)
@@ -106,6 +108,187 @@ def train(force, as_json, **kw):
                "from what it may read")
     click.echo(table(["head", "task", "model"] + [f"ref:{s}" for s in REFERENCE_SOURCES], rows,
                      align="llrrrrr"))
+
+
+def _fail(err: Exception):
+    """A library ValueError becomes one line on stderr and exit status 1."""
+    raise click.ClickException(str(err)) from None
+
+
+def _model_options(f):
+    """--variant | --run | --model/--data: what to probe."""
+    options = [
+        click.option("--variant", type=click.Choice(VARIANTS), default=None,
+                     help="A built-in variant: its cached run with default training options "
+                          "(trained first if needed), probed on held-out pairs."),
+        click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True),
+                     default=None, help="A run directory written by `probe train`."),
+        click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+                     help="A functional Keras model (.keras)."),
+        click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
+                     help="An .npz with one array per model input (keyed by input name, or "
+                          "arr_0..), and optionally one per head (labels)."),
+        click.option("--unsafe", is_flag=True,
+                     help="Allow code in the model file (Lambda layers) to run. Only for files "
+                          "you trust."),
+        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                     help="Run cache [default: $MTL_PROBE_CACHE or ~/.cache/mtl-probe]."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _selection(kw, need_data: bool) -> str:
+    chosen = [k for k in ("variant", "run_dir", "model_path") if kw.get(k)]
+    if len(chosen) != 1:
+        raise click.UsageError("Expected exactly one of --variant, --run, --model; received "
+                               f"{len(chosen)}")
+    if need_data and chosen[0] == "model_path" and not kw.get("data_path"):
+        raise click.UsageError("Expected --data FILE.npz with --model; received none")
+    if chosen[0] != "model_path" and kw.get("data_path"):
+        raise click.UsageError("Expected --data only with --model; received it with "
+                               f"--{chosen[0].replace('_dir', '').replace('_path', '')}")
+    return chosen[0]
+
+
+def _source(kw, samples):
+    """Resolves the model selection into a probes.sources.Source (training if needed)."""
+    from mtl_models.quiet import import_tensorflow
+    from probes import sources
+
+    which = _selection(kw, need_data=True)
+    import_tensorflow()
+    try:
+        if which == "model_path":
+            return sources.from_files(kw["model_path"], kw["data_path"], samples, kw["unsafe"])
+        if which == "run_dir":
+            run = runs.load_run(kw["run_dir"])
+        else:
+            run, _ = _ensure_run(runs.TrainConfig(variant=kw["variant"]), kw["cache_dir"])
+        return sources.from_run(run, samples)
+    except ValueError as err:
+        _fail(err)
+
+
+@main.command()
+@_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def structure(as_json, **kw):
+    """Which inputs can reach which heads (per call site), and which layers are shared."""
+    from mtl_models.quiet import import_tensorflow
+    from probes import data as pdata
+    from probes.graph import structure as graph_structure
+
+    which = _selection(kw, need_data=False)
+    import_tensorflow()
+    try:
+        if which == "variant":
+            from mtl_models.variants import build_model
+
+            model = build_model(kw["variant"])  # the graph needs no trained weights
+        elif which == "run_dir":
+            model = runs.load_run(kw["run_dir"]).model()
+        else:
+            model = pdata.load_model(kw["model_path"], unsafe=kw["unsafe"])
+    except ValueError as err:
+        _fail(err)
+    s = graph_structure(model)
+    if as_json:
+        click.echo(json.dumps({"model": kw["variant"] or kw["run_dir"] or kw["model_path"],
+                               **s.to_json()}))
+        return
+    click.echo("paths from input to head (per call site):")
+    click.echo(table(["head"] + list(s.inputs),
+                     [[h] + ["path" if r else "-" for r in row] for h, row in
+                      zip(s.heads, s.reach)]))
+    click.echo("")
+    if s.shared:
+        click.echo("shared layers (one set of weights, several call sites):")
+        click.echo(table(["layer", "call sites", "heads using it"],
+                         [[name, n, ", ".join(s.heads_using(name))]
+                          for name, n in s.shared.items()], align="lrl"))
+    else:
+        click.echo("no shared layers")
+
+
+@main.command()
+@_model_options
+@click.option("--mode", type=click.Choice(MODES), default="shuffle", show_default=True,
+              help="How an input is ablated.")
+@click.option("--samples", type=click.IntRange(1), default=None,
+              help="Samples to probe: the first N held-out pairs, or rows of --data "
+                   "[default: 256, or all if fewer].")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Seed of the permutations, noise and bootstrap.")
+@click.option("--permutations", type=click.IntRange(1, 1000), default=8, show_default=True,
+              help="Draws per input for shuffle and noise.")
+@click.option("--window", type=click.IntRange(1), default=None,
+              help="Occlusion window in time steps [default: length / 14].")
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+              help="Rows per forward pass; bounds memory.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for the result files [default: the run directory of "
+                   "--variant/--run; none for --model].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the contract).")
+def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_json, **kw):
+    """How much each head depends on each input: ablate one input at a time and measure how
+    far every head's output moves, with bootstrap intervals, a corrected test and a verdict
+    per cell, checked against the model graph."""
+    import numpy as np
+
+    from probes import result as presult
+    from probes import stats
+    from probes.registry import PROBES
+
+    src = _source(kw, samples)
+    for note in src.notes:
+        _progress(note)
+    samples = len(next(iter(src.inputs.values())))
+    _progress(f"ablation ({mode}) of {src.name} on {samples} samples ...")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xAB1A]))
+    try:
+        res = PROBES[f"ablation/{mode}"](src.model, src.inputs, rng=rng, labels=src.labels,
+                                         permutations=permutations, window=window,
+                                         batch_size=batch_size, seed=seed, model_name=src.name)
+        summary = stats.summarize(res)
+    except ValueError as err:
+        _fail(err)
+    target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
+    if target:
+        try:
+            saved = presult.save(res, target, stem=f"{res.name}-n{samples}-seed{seed}")
+        except OSError as err:
+            _fail(ValueError(f"Expected a writable --out directory; received {target}: "
+                             f"{err.strerror}"))
+        _progress(f"saved {saved}")
+    if as_json:
+        click.echo(json.dumps(stats.to_json(res, summary)))
+        return
+    _print_matrix(res, summary)
+
+
+def _print_matrix(res, summary):
+    click.echo(f"{res.probe} ({res.method}) of {res.model} on {res.samples} samples, "
+               f"seed {res.seed}")
+    ci = int(round(100 * summary.settings["confidence"]))
+    rows = []
+    for h, head in enumerate(res.heads):
+        for i, name in enumerate(res.inputs):
+            rows.append([head, name, "yes" if res.structural[h, i] else "no",
+                         f"{summary.effect[h, i]:.4g}",
+                         f"[{summary.ci_low[h, i]:.4g}, {summary.ci_high[h, i]:.4g}]",
+                         f"{summary.share[h, i]:.3f}", _p(summary.p_value[h, i]),
+                         summary.verdict[h, i]])
+    click.echo(table(["head", "input", "path", "effect", f"{ci}% CI", "share", "p (Holm)",
+                      "verdict"], rows, align="lllrrrrl"))
+    click.echo(f"verdict: share of the head's total effect above {summary.settings['delta']} "
+               f"(one-sided Wilcoxon, Holm, alpha {summary.settings['alpha']}); exact zeros "
+               "are zero / structural_zero")
+
+
+def _p(p: float) -> str:
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,181 @@
+"""Input-ablation probes: replace one input, see how far each head moves.
+
+All heads are scored from the same forward passes. Modes:
+  shuffle    input i of each sample replaced by input i of another sample (several random
+             derangements; keeps the input on the data distribution). Breiman (2001),
+             permutation importance, applied per input and per head.
+  zero       input i set to 0 (token id 0 for integer inputs).
+  mean       input i set to its mean over the background samples.
+  noise      Gaussian noise at the input's own scale (std over the background) added to input
+             i; the same noise draws for every sample (common random numbers).
+  occlusion  windows along axis 1 (time) set to 0, one at a time; the effect of the input is the
+             sum over windows, and the per-window effects give a profile over time. Zeiler &
+             Fergus (2014).
+Randomness depends only on the generator and on sample ids, never on which other samples are
+in the batch: the rows of a subset equal the same rows of the full run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from probes import data as pdata
+from probes.forward import chunks, compiled_forward, run_chunk
+from probes.graph import structure
+from probes.result import ProbeResult
+
+MODES = ("shuffle", "zero", "mean", "noise", "occlusion")
+FLOAT_ONLY = ("mean", "noise")
+
+
+def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", labels=None,
+           permutations: int = 8, window: int | None = None, noise_scale: float = 1.0,
+           background=None, sample_ids=None, batch_size: int = 256, seed: int | None = None,
+           model_name: str | None = None) -> ProbeResult:
+    """Ablation effects of every input on every head.
+
+    Args:
+        model: a functional Keras model.
+        inputs: {input name: (N, ...) array} or a list in model order.
+        rng: source of the permutations and noise.
+        mode: one of MODES.
+        labels: optional {head name: (N,) or (N, C)} for loss effects.
+        permutations: draws per input for shuffle and noise.
+        window: occlusion window length in steps (default: axis-1 length / 14, rounded up).
+        noise_scale: noise std in units of the input's own std.
+        background: samples that donors and means come from (default: `inputs`).
+        sample_ids: (N,) row of each sample in `background` (default: 0..N-1).
+        batch_size: rows per forward pass; bounds memory.
+        seed: the seed `rng` came from, recorded in the result.
+        model_name: identity recorded in the result.
+    Returns:
+        A ProbeResult with effects (H, I, N) = |change of each head's output| (summed over
+        output units, averaged over draws), and for occlusion a profile (H, I, N, W).
+    """
+    if mode not in MODES:
+        raise ValueError(f"Expected a mode in {list(MODES)}; received {mode!r}")
+    names = pdata.input_names(model)
+    xs = pdata.canonical_inputs(model, inputs, "inputs")
+    n = xs[0].shape[0]
+    bg = xs if background is None else pdata.canonical_inputs(model, background, "background")
+    ids = np.arange(n) if sample_ids is None else np.asarray(sample_ids)
+    if ids.shape != (n,) or ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= len(bg[0]):
+        raise ValueError(f"Expected sample_ids: {n} integers in [0, {len(bg[0])}); "
+                         f"received {ids!r}")
+    for name, x in zip(names, xs):
+        if mode in FLOAT_ONLY and x.dtype.kind in "iu":
+            raise ValueError(f"Expected a float input for {mode} ablation; received "
+                             f"{x.dtype} input {name!r} (use shuffle, zero or occlusion)")
+        if mode == "occlusion" and x.ndim < 2:
+            raise ValueError(f"Expected an input with a time axis for occlusion; received "
+                             f"{name!r} of shape {x.shape}")
+    if int(permutations) < 1 or int(batch_size) < 1:
+        raise ValueError(f"Expected permutations and batch_size >= 1; received "
+                         f"{permutations}, {batch_size}")
+    ys = pdata.canonical_labels(model, labels, n) if labels is not None else None
+    plans = [_plan(mode, x, b, ids, rng, permutations, window, noise_scale)
+             for x, b in zip(xs, bg)]
+    effects, loss_effects, profile = _ablate(compiled_forward(model), xs, plans, ys, batch_size)
+    heads = pdata.output_names(model)
+    params = {"mode": mode, "seed": seed, "batch_size": int(batch_size)}
+    if mode in ("shuffle", "noise"):
+        params["permutations"] = int(permutations)
+    if mode == "noise":
+        params["noise_scale"] = float(noise_scale)
+    starts = None
+    if mode == "occlusion":
+        params["window"] = plans[0].window
+        starts = np.arange(0, xs[0].shape[1], plans[0].window)
+    return ProbeResult(probe="ablation", method=mode, model=model_name or model.name,
+                       heads=heads, inputs=names, effects=effects,
+                       structural=structure(model).reach, sample_ids=ids, params=params,
+                       loss_effects=loss_effects, profile=profile, profile_starts=starts)
+
+
+class _Plan:
+    """How to build the ablated versions of one input for rows [start, stop).
+
+    `variant(k, rows, x)` returns draw k of the ablated input for those rows.
+    """
+
+    def __init__(self, count, variant, window=None):
+        self.count, self.variant, self.window = count, variant, window
+
+
+def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale) -> _Plan:
+    if mode == "shuffle":
+        m = len(bg)
+        if m < 2:
+            raise ValueError(f"Expected at least 2 background samples to shuffle; received {m}")
+        # Draw k pairs sample id j with donor sigma[(pos(j) + 1) % m]: a random cyclic
+        # derangement, so no sample is its own donor and donors depend on ids only.
+        sigmas = [rng.permutation(m) for _ in range(permutations)]
+        donors = np.stack([s[(np.argsort(s)[ids] + 1) % m] for s in sigmas])  # (K, N)
+        return _Plan(permutations, lambda k, rows, xr: bg[donors[k, rows]])
+    if mode == "zero":
+        return _Plan(1, lambda k, rows, xr: np.zeros_like(xr))
+    if mode == "mean":
+        mean = bg.mean(axis=0, dtype=np.float64).astype(x.dtype)
+        return _Plan(1, lambda k, rows, xr: np.broadcast_to(mean, xr.shape))
+    if mode == "noise":
+        scale = noise_scale * float(bg.std(dtype=np.float64))
+        draws = rng.standard_normal((permutations,) + x.shape[1:]) * scale  # (K, ...)
+        return _Plan(permutations, lambda k, rows, xr: (xr + draws[k]).astype(x.dtype))
+    steps = x.shape[1]
+    w = int(window) if window else -(-steps // 14)
+    if not 1 <= w <= steps:
+        raise ValueError(f"Expected an occlusion window in [1, {steps}]; received {window}")
+
+    def occlude(k, rows, xr):
+        out = xr.copy()
+        out[:, k * w:(k + 1) * w] = 0
+        return out
+
+    return _Plan(-(-steps // w), occlude, window=w)
+
+
+def _ablate(forward, xs, plans, ys, batch_size):
+    """Effects (H, I, N), loss effects (H, I, N) or None, occlusion profile or None."""
+    n = xs[0].shape[0]
+    n_in = len(xs)
+    effects = loss_fx = profile = None
+    for start, stop in chunks(n, batch_size):
+        rows = np.arange(start, stop)
+        chunk = [x[start:stop] for x in xs]
+        base = run_chunk(forward, chunk, batch_size)  # H x (b, C)
+        if effects is None:
+            h = len(base)
+            effects = np.zeros((h, n_in, n))
+            loss_fx = np.zeros((h, n_in, n)) if ys is not None else None
+            if plans[0].window is not None:
+                profile = np.zeros((h, n_in, n, plans[0].count))
+        base_loss = _losses(base, ys, rows) if ys is not None else None
+        for i, plan in enumerate(plans):
+            for k in range(plan.count):
+                altered = list(chunk)
+                altered[i] = plan.variant(k, rows, chunk[i])
+                out = run_chunk(forward, altered, batch_size)
+                moved = np.stack([np.abs(o - b).sum(axis=1) for o, b in zip(out, base)])  # (H, b)
+                if profile is not None:
+                    profile[:, i, start:stop, k] = moved
+                    effects[:, i, start:stop] += moved  # occlusion: the sum over windows
+                else:
+                    effects[:, i, start:stop] += moved / plan.count
+                if ys is not None:
+                    loss_fx[:, i, start:stop] += (_losses(out, ys, rows) - base_loss) / plan.count
+    return effects, loss_fx, profile
+
+
+def _losses(outs, ys, rows) -> np.ndarray:
+    """(H, b) per-sample loss: binary cross-entropy where outputs and labels lie in [0, 1],
+    squared error otherwise; averaged over output units."""
+    per_head = []
+    for o, y in zip(outs, ys):
+        y = y[rows].reshape(o.shape)
+        if np.all((o >= 0) & (o <= 1)) and np.all((y >= 0) & (y <= 1)):
+            p = np.clip(o, 1e-7, 1 - 1e-7)  # Keras' epsilon
+            loss = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+        else:
+            loss = (o - y) ** 2
+        per_head.append(loss.mean(axis=1))
+    return np.stack(per_head)

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from probes.result import ProbeResult, load, save
+from probes.stats import MIN_SAMPLES, bootstrap_means, holm, summarize, to_json
+
+
+def _result(effects, structural=None, seed=0):
+    h, i, n = effects.shape
+    return ProbeResult(probe="ablation", method="test", model="m",
+                       heads=tuple(f"h{k}" for k in range(h)),
+                       inputs=tuple(f"x{k}" for k in range(i)), effects=effects,
+                       structural=np.ones((h, i), bool) if structural is None else structural,
+                       sample_ids=np.arange(n), params={"seed": seed})
+
+
+def test_holm_matches_a_hand_computation():
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    # Sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> running max 0.06.
+    np.testing.assert_allclose(holm(p), [0.03, 0.06, 0.06, 0.02], rtol=1e-12)
+    np.testing.assert_allclose(holm(np.array([[0.5, np.nan], [0.6, 0.9]])),
+                               [[1.0, np.nan], [1.0, 1.0]], rtol=1e-12)
+
+
+def test_p_values_are_scipy_wilcoxon_on_the_paired_differences_then_holm():
+    rng = np.random.default_rng(0)
+    e = np.abs(rng.normal(size=(1, 2, 60)))
+    e[0, 1] *= 0.2
+    s = summarize(_result(e), delta=0.3)
+    d = e[0] - 0.3 * e[0].sum(axis=0)
+    raw = [sps.wilcoxon(d[i], alternative="greater").pvalue for i in range(2)]
+    np.testing.assert_allclose(s.p_value[0], holm(np.array(raw)), rtol=1e-12)
+
+
+def test_bootstrap_interval_matches_the_normal_theory_interval():
+    rng = np.random.default_rng(1)
+    x = rng.normal(2.0, 1.0, size=400)
+    s = summarize(_result(np.abs(x)[None, None]), n_boot=4000)
+    se = np.abs(x).std(ddof=1) / np.sqrt(400)
+    # Percentile bootstrap vs mean +- 1.96 se: Monte Carlo error of 4000 resamples ~ 3% of se.
+    np.testing.assert_allclose([s.ci_low[0, 0], s.ci_high[0, 0]],
+                               [np.abs(x).mean() - 1.96 * se, np.abs(x).mean() + 1.96 * se],
+                               atol=0.1 * se)
+
+
+def test_bootstrap_means_use_the_same_resamples_for_every_cell():
+    rng = np.random.default_rng(2)
+    v = rng.random((3, 50))
+    b = bootstrap_means(np.stack([v[0], 2 * v[0], v[1]]), 100, np.random.default_rng(0))
+    np.testing.assert_allclose(b[1], 2 * b[0], rtol=1e-12)  # paired: exactly proportional
+
+
+def test_verdicts_on_planted_effects():
+    rng = np.random.default_rng(3)
+    n = 200
+    e = np.zeros((2, 4, n))
+    e[0, 0] = rng.uniform(0.5, 1.5, n)          # share ~0.5: depends
+    e[0, 1] = rng.uniform(0.5, 1.5, n)          # share ~0.5: depends
+    e[0, 2] = rng.uniform(0, 2e-3, n)           # share ~0.001: negligible
+    e[1, 0] = rng.uniform(0.5, 1.5, n)          # the only mover of head 1
+    # Share exactly delta = 0.05 (c / (1 + c) with c = 1/19): the paired differences
+    # d = 0.05 * e[1, 0] * (u - 1) are symmetric about 0, so neither test can decide.
+    e[1, 1] = e[1, 0] * rng.uniform(0.9, 1.1, n) / 19
+    structural = np.array([[True, True, True, False], [True, True, True, True]])
+    s = summarize(_result(e, structural))
+    np.testing.assert_array_equal(s.verdict, [
+        ["depends", "depends", "negligible", "structural_zero"],
+        ["depends", "inconclusive", "zero", "zero"]])
+    np.testing.assert_array_equal(s.depends, s.verdict == "depends")
+    np.testing.assert_allclose(s.share.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_the_rule_is_scale_free():
+    rng = np.random.default_rng(4)
+    e = np.abs(rng.normal(size=(2, 2, 50)))
+    e[1, 1] *= 1e-4
+    big, tiny = summarize(_result(e)), summarize(_result(e * 1e-9))
+    np.testing.assert_array_equal(big.verdict, tiny.verdict)
+    np.testing.assert_array_equal(big.verdict, [["depends", "depends"],
+                                                ["depends", "negligible"]])
+    np.testing.assert_allclose(tiny.p_value, big.p_value, rtol=1e-9)
+
+
+def test_too_few_samples_say_how_many_are_needed():
+    with pytest.raises(ValueError, match=f"Expected at least {MIN_SAMPLES} samples for the "
+                                         "statistics; received 5"):
+        summarize(_result(np.ones((1, 1, 5))))
+
+
+def test_same_seed_same_summary_and_json_contract():
+    rng = np.random.default_rng(5)
+    r = _result(np.abs(rng.normal(size=(2, 3, 30))))
+    a, b = to_json(r, summarize(r)), to_json(r, summarize(r))
+    assert a == b
+    for key in ("effect", "ci_low", "ci_high", "share", "p_value", "verdict", "depends",
+                "structural"):
+        assert np.shape(a[key]) == (2, 3), key
+    assert a["heads"] == ["h0", "h1"] and a["inputs"] == ["x0", "x1", "x2"]
+
+
+def test_save_load_round_trip_and_malformed_files(tmp_path):
+    rng = np.random.default_rng(6)
+    r = _result(np.abs(rng.normal(size=(2, 2, 25))))
+    path = save(r, tmp_path)
+    back = load(path)
+    np.testing.assert_array_equal(back.effects, r.effects)
+    assert (back.heads, back.inputs, back.params) == (r.heads, r.inputs, r.params)
+    assert back.loss_effects is None and back.profile is None
+    (tmp_path / "ablation-test.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="Expected a probe result at"):
+        load(path)
