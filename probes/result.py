@@ -36,6 +36,9 @@ class ProbeResult:
             (positive: the input helped), or None without labels.
         profile: (H, I, N, W) per-window effects (occlusion), or None.
         profile_starts: (W,) first time step of each window, or None.
+        signed: (H, I, N) signed sum of attributions (integrated gradients), or None.
+        completeness_gap: (H, N) relative completeness gap |sum of attributions - (f(x) -
+            f(baseline))| / |f(x) - f(baseline)| (integrated gradients), or None.
     """
 
     probe: str
@@ -50,6 +53,8 @@ class ProbeResult:
     loss_effects: np.ndarray | None = None
     profile: np.ndarray | None = None
     profile_starts: np.ndarray | None = None
+    signed: np.ndarray | None = None
+    completeness_gap: np.ndarray | None = None
 
     def __post_init__(self):
         h, i = len(self.heads), len(self.inputs)
@@ -75,7 +80,10 @@ class ProbeResult:
         return dataclasses.replace(
             self, effects=self.effects[:, :, rows], sample_ids=self.sample_ids[rows],
             loss_effects=None if self.loss_effects is None else self.loss_effects[:, :, rows],
-            profile=None if self.profile is None else self.profile[:, :, rows])
+            profile=None if self.profile is None else self.profile[:, :, rows],
+            signed=None if self.signed is None else self.signed[:, :, rows],
+            completeness_gap=(None if self.completeness_gap is None
+                              else self.completeness_gap[:, rows]))
 
     @property
     def name(self) -> str:
@@ -83,7 +91,8 @@ class ProbeResult:
         return f"{self.probe}-{self.method}"
 
 
-_ARRAYS = ("effects", "structural", "sample_ids", "loss_effects", "profile", "profile_starts")
+_ARRAYS = ("effects", "structural", "sample_ids", "loss_effects", "profile", "profile_starts",
+           "signed", "completeness_gap")
 
 
 def save(result: ProbeResult, directory, stem: str | None = None) -> Path:
