@@ -12,7 +12,10 @@ from mtl_models.tweets import DEFAULT_TASKS, REFERENCE_SOURCES, TASKS
 from mtl_models.variants import VARIANTS
 from probes.text import table
 
-MODES = ("shuffle", "zero", "mean", "noise", "occlusion")  # probes.ablation.MODES, without TF
+# probes.ablation.MODES and probes.attribution.METHODS / BASELINES, without importing TF
+MODES = ("shuffle", "zero", "mean", "noise", "occlusion")
+METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad")
+BASELINES = ("zero", "mean", "shuffle")
 
 
 def _progress(line: str) -> None:
@@ -212,48 +215,71 @@ def structure(as_json, **kw):
         click.echo("no shared layers")
 
 
-@main.command()
-@_model_options
-@click.option("--mode", type=click.Choice(MODES), default="shuffle", show_default=True,
-              help="How an input is ablated.")
-@click.option("--samples", type=click.IntRange(1), default=None,
-              help="Samples to probe: the first N held-out pairs, or rows of --data "
-                   "[default: 256, or all if fewer].")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
-              help="Seed of the permutations, noise and bootstrap.")
-@click.option("--permutations", type=click.IntRange(1, 1000), default=8, show_default=True,
-              help="Draws per input for shuffle and noise.")
-@click.option("--window", type=click.IntRange(1), default=None,
-              help="Occlusion window in time steps [default: length / 14].")
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
-              help="Rows per forward pass; bounds memory.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Directory for the result files [default: the run directory of "
-                   "--variant/--run; none for --model].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the contract).")
-def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_json, **kw):
-    """How much each head depends on each input: ablate one input at a time and measure how
-    far every head's output moves, with bootstrap intervals, a corrected test and a verdict
-    per cell, checked against the model graph."""
+def _probe_options(f):
+    """--samples, --seed, --batch-size, --out, --json: shared by every probe command."""
+    options = [
+        click.option("--samples", type=click.IntRange(1), default=None,
+                     help="Samples to probe: the first N held-out pairs, or rows of --data "
+                          "[default: 256, or all if fewer]."),
+        click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+                     help="Seed of every random draw of the probe and of the bootstrap."),
+        click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+                     help="Rows per pass; bounds memory."),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+                     help="Directory for the result files [default: the run directory of "
+                          "--variant/--run; none for --model]."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print one JSON object (the contract)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _run_probe(src, name, seed, params):
+    """Runs a registered probe on a source and summarizes it."""
     import numpy as np
 
-    from probes import result as presult
     from probes import stats
     from probes.registry import PROBES
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xAB1A]))
+    kwargs = dict(params, rng=rng, seed=seed, model_name=src.name)
+    if name.startswith("ablation/"):
+        kwargs["labels"] = src.labels
+    try:
+        res = PROBES[name](src.model, src.inputs, **kwargs)
+        return res, stats.summarize(res)
+    except ValueError as err:
+        _fail(err)
+
+
+def _probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=False):
+    """Selects the model, runs probe `name`, saves, prints a table or the JSON contract."""
+    from probes import result as presult
+    from probes import stats
 
     src = _source(kw, samples)
     for note in src.notes:
         _progress(note)
     samples = len(next(iter(src.inputs.values())))
-    _progress(f"ablation ({mode}) of {src.name} on {samples} samples ...")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xAB1A]))
-    try:
-        res = PROBES[f"ablation/{mode}"](src.model, src.inputs, rng=rng, labels=src.labels,
-                                         permutations=permutations, window=window,
-                                         batch_size=batch_size, seed=seed, model_name=src.name)
-        summary = stats.summarize(res)
-    except ValueError as err:
-        _fail(err)
+    _progress(f"{name} of {src.name} on {samples} samples ...")
+    res, summary = _run_probe(src, name, seed, params)
+    extra = {}
+    if compare:
+        _progress("ablation/shuffle on the same samples, to compare ...")
+        ref_res, ref = _run_probe(src, "ablation/shuffle", seed,
+                                  {"batch_size": params["batch_size"]})
+        extra["disagreements"] = [
+            {"head": h, "input": i, res.probe: summary.verdict[a, b],
+             "ablation": ref.verdict[a, b]}
+            for a, h in enumerate(res.heads) for b, i in enumerate(res.inputs)
+            if summary.verdict[a, b] != ref.verdict[a, b]]
+    if res.completeness_gap is not None:
+        extra["completeness"] = {"steps": res.params["steps"],
+                                 "median_gap": res.params["median_gap"],
+                                 "samples_over_5pct": res.params["samples_over_5pct"],
+                                 "gap": res.completeness_gap.tolist()}
     target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
     if target:
         try:
@@ -263,9 +289,61 @@ def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_js
                              f"{err.strerror}"))
         _progress(f"saved {saved}")
     if as_json:
-        click.echo(json.dumps(stats.to_json(res, summary)))
+        click.echo(json.dumps({**stats.to_json(res, summary), **extra}))
         return
     _print_matrix(res, summary)
+    if "completeness" in extra:
+        c = extra["completeness"]
+        click.echo(f"completeness: {c['steps']} steps, median relative gap "
+                   f"{c['median_gap']:.2e}, {c['samples_over_5pct']} samples above 5%")
+    if compare:
+        if extra["disagreements"]:
+            for d in extra["disagreements"]:
+                click.echo(f"DISAGREE {d['head']} <- {d['input']}: {res.probe} says "
+                           f"{d[res.probe]}, ablation (shuffle) says {d['ablation']}")
+        else:
+            click.echo("ablation (shuffle) gives the same verdict in every cell")
+
+
+@main.command()
+@_model_options
+@click.option("--mode", type=click.Choice(MODES), default="shuffle", show_default=True,
+              help="How an input is ablated.")
+@click.option("--permutations", type=click.IntRange(1, 1000), default=8, show_default=True,
+              help="Draws per input for shuffle and noise.")
+@click.option("--window", type=click.IntRange(1), default=None,
+              help="Occlusion window in time steps [default: length / 14].")
+@_probe_options
+def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_json, **kw):
+    """How much each head depends on each input: ablate one input at a time and measure how
+    far every head's output moves, with bootstrap intervals, a corrected test and a verdict
+    per cell, checked against the model graph."""
+    _probe_command(kw, f"ablation/{mode}", samples, seed, out_dir, as_json,
+                   dict(permutations=permutations, window=window, batch_size=batch_size))
+
+
+@main.command()
+@_model_options
+@click.option("--method", type=click.Choice(METHODS), default="integrated_gradients",
+              show_default=True)
+@click.option("--baseline", type=click.Choice(BASELINES), default="zero", show_default=True,
+              help="Integrated gradients' starting point (shuffle: each sample's own steps "
+                   "in a random order).")
+@click.option("--steps", type=click.IntRange(1, 100000), default=None,
+              help="Integrated gradients' steps [default: doubled from 16 until the median "
+                   "relative completeness gap is under 1%].")
+@click.option("--space", type=click.Choice(["logit", "probability"]), default="logit",
+              show_default=True, help="Attribute the pre-sigmoid logit or the probability.")
+@click.option("--compare/--no-compare", default=True, show_default=True,
+              help="Also run ablation (shuffle) and report cells where the verdicts differ.")
+@_probe_options
+def attribute(method, baseline, steps, space, compare, samples, seed, batch_size, out_dir,
+              as_json, **kw):
+    """Gradient attribution of every head to every input, with the same statistics and
+    verdicts as `probe ablate`, and the cells where the two disagree."""
+    _probe_command(kw, f"attribution/{method}", samples, seed, out_dir, as_json,
+                   dict(baseline=baseline, steps=steps, space=space, batch_size=batch_size),
+                   compare=compare)
 
 
 def _print_matrix(res, summary):

@@ -123,3 +123,51 @@ def test_too_many_samples_names_the_limit(tiny_runs):
                                        "--samples", "5000"])
     assert result.exit_code == 1
     assert "Expected --samples <= 1000" in result.output
+
+
+def test_attribute_separate_run_agrees_with_ablation(tiny_runs):
+    out = _json(["attribute", "--run", str(tiny_runs["separate"].path), "--samples", "40",
+                 "--json"])
+    assert out["probe"] == "attribution" and out["method"] == "integrated_gradients"
+    assert out["effect"][0][1] == 0.0 and out["effect"][1][0] == 0.0
+    assert out["verdict"] == [["depends", "structural_zero"], ["structural_zero", "depends"]]
+    assert out["disagreements"] == []
+    c = out["completeness"]
+    assert c["median_gap"] < 0.01 and c["steps"] >= 16
+    assert np.shape(c["gap"]) == (2, 40)
+
+
+def test_attribute_reports_disagreement_with_ablation(tmp_path):
+    # head = sigmoid(w . x1 + hard_sigmoid(mean(x2))) with mean(x2) = +-10 on every sample:
+    # the hard sigmoid is saturated (gradient exactly 0) yet shuffling x2 flips it 0 <-> 1.
+    import keras
+
+    x1, x2 = keras.Input((m.T, m.F), name="x1"), keras.Input((m.T, m.F), name="x2")
+    gate = keras.layers.Dense(1, activation="hard_sigmoid", name="gate")
+    gated = gate(keras.layers.Flatten()(x2))
+    head = keras.layers.Dense(1, activation="sigmoid", name="head")(
+        keras.layers.concatenate([keras.layers.Flatten()(x1), gated]))
+    model = keras.Model([x1, x2], head)
+    gate.set_weights([np.full((m.T * m.F, 1), 1 / (m.T * m.F), "float32"),
+                      np.zeros(1, "float32")])
+    model.save(tmp_path / "gate.keras")
+    rng = np.random.default_rng(0)
+    sign = np.where(rng.random(60) < 0.5, 10.0, -10.0).astype("float32")
+    np.savez(tmp_path / "gate.npz", x1=rng.normal(size=(60, m.T, m.F)).astype("float32"),
+             x2=np.broadcast_to(sign[:, None, None], (60, m.T, m.F)).copy())
+    args = ["attribute", "--model", str(tmp_path / "gate.keras"), "--data",
+            str(tmp_path / "gate.npz"), "--method", "saliency"]
+    out = _json(args + ["--json"])
+    assert out["verdict"] == [["depends", "zero"]]
+    assert out["disagreements"] == [{"head": "head", "input": "x2", "attribution": "zero",
+                                     "ablation": "depends"}]
+    text = CliRunner().invoke(main, args).stdout
+    assert ("DISAGREE head <- x2: attribution says zero, ablation (shuffle) says depends"
+            in text)
+
+
+def test_attribute_bad_method_lists_the_choices():
+    result = CliRunner().invoke(main, ["attribute", "--variant", "concat", "--method", "lrp"])
+    assert result.exit_code == 2
+    assert "'lrp' is not one of 'saliency', 'input_x_gradient', 'integrated_gradients', " \
+           "'smoothgrad'" in result.output
