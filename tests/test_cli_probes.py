@@ -145,11 +145,16 @@ def test_attribute_reports_disagreement_with_ablation(tmp_path):
     x1, x2 = keras.Input((m.T, m.F), name="x1"), keras.Input((m.T, m.F), name="x2")
     gate = keras.layers.Dense(1, activation="hard_sigmoid", name="gate")
     gated = gate(keras.layers.Flatten()(x2))
-    head = keras.layers.Dense(1, activation="sigmoid", name="head")(
-        keras.layers.concatenate([keras.layers.Flatten()(x1), gated]))
+    head_layer = keras.layers.Dense(1, activation="sigmoid", name="head")
+    head = head_layer(keras.layers.concatenate([keras.layers.Flatten()(x1), gated]))
     model = keras.Model([x1, x2], head)
     gate.set_weights([np.full((m.T * m.F, 1), 1 / (m.T * m.F), "float32"),
                       np.zeros(1, "float32")])
+    # Every weight by hand (no dependence on Keras' global seed): x1 moves the logit by
+    # ~0.35, the gate by 2.0, so each input holds well over 5% of the head's effect.
+    kernel = np.full((m.T * m.F + 1, 1), 0.1, "float32")
+    kernel[-1] = 2.0
+    head_layer.set_weights([kernel, np.zeros(1, "float32")])
     model.save(tmp_path / "gate.keras")
     rng = np.random.default_rng(0)
     sign = np.where(rng.random(60) < 0.5, 10.0, -10.0).astype("float32")
