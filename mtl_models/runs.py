@@ -28,10 +28,10 @@ import numpy as np
 from mtl_models import atomic
 from mtl_models.tweets import (DEFAULT_TASKS, TweetSet, TweetSpec, check_tasks, generate,
                                reference_accuracy)
+from mtl_models.variants import HEADS, VARIANTS
 
 # Bump when the saved layout or the training procedure changes, so old caches are not reused.
 FORMAT_VERSION = 1
-HEADS = ("head_1", "head_2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +60,6 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        from mtl_models.variants import VARIANTS
-
         if self.variant not in VARIANTS:
             raise ValueError(f"Expected a variant in {list(VARIANTS)}; received {self.variant!r}")
         object.__setattr__(self, "tasks", check_tasks(self.tasks))

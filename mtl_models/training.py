@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_models.tweets import INPUTS_OF_SET, TweetSet, TweetSpec
+from mtl_models.variants import HEADS
 
-HEADS = ("head_1", "head_2")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,12 +10,10 @@ import click
 from mtl_models import runs
 from mtl_models.tweets import DEFAULT_TASKS, REFERENCE_SOURCES, TASKS
 from mtl_models.variants import VARIANTS
+from probes.ablation import MODES
+from probes.attribution import BASELINES, METHODS, SPACES
 from probes.text import table
 
-# probes.ablation.MODES and probes.attribution.METHODS / BASELINES, without importing TF
-MODES = ("shuffle", "zero", "mean", "noise", "occlusion")
-METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad")
-BASELINES = ("zero", "mean", "shuffle")
 
 
 def _progress(line: str) -> None:
@@ -332,7 +330,7 @@ def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_js
 @click.option("--steps", type=click.IntRange(1, 100000), default=None,
               help="Integrated gradients' steps [default: doubled from 16 until the median "
                    "relative completeness gap is under 1%].")
-@click.option("--space", type=click.Choice(["logit", "probability"]), default="logit",
+@click.option("--space", type=click.Choice(SPACES), default="logit",
               show_default=True, help="Attribute the pre-sigmoid logit or the probability.")
 @click.option("--compare/--no-compare", default=True, show_default=True,
               help="Also run ablation (shuffle) and report cells where the verdicts differ.")
