@@ -359,7 +359,7 @@ def _print_matrix(res, summary):
     click.echo(table(["head", "input", "path", "effect", f"{ci}% CI", "share", "p (Holm)",
                       "verdict"], rows, align="lllrrrrl"))
     click.echo(f"verdict: share of the head's total effect above {summary.settings['delta']} "
-               f"(one-sided Wilcoxon, Holm, alpha {summary.settings['alpha']}); exact zeros "
+               f"(one-sided paired t-test, Holm, alpha {summary.settings['alpha']}); exact zeros "
                "are zero / structural_zero")
 
 

@@ -4,10 +4,12 @@ The decision rule per (head, input) cell, with N samples, effects e_n >= 0 and t
 effect t_n = sum over inputs of e_n:
   - every e_n exactly 0.0: `structural_zero` if the graph has no path from the input to the
     head, else `zero` (a path exists but carries nothing);
-  - otherwise a paired, one-sided Wilcoxon signed-rank test on d_n = e_n - delta * t_n, i.e.
-    "is this input's share of the head's effect above delta?" (default delta = 0.05). The test
-    is scale-free: a head whose outputs barely move still depends on its inputs. Its p-values
-    are Holm-corrected over the tested cells:
+  - otherwise a paired, one-sided t-test on d_n = e_n - delta * t_n. mean(d) > 0 exactly when
+    the input's share of the head's effect (mean e / mean t, the share reported) exceeds delta
+    (default 0.05), so the test agrees with the share shown. A rank test would not: an OR
+    head depends on tweet_a only on the samples where tweet_b does not already decide it, and
+    the median of d misses that. The test is scale-free: a head whose outputs barely move
+    still depends on its inputs. Its p-values are Holm-corrected over the tested cells:
       `depends`      share significantly above delta (corrected p < alpha),
       `negligible`   share significantly below delta (the opposite one-sided test, corrected),
       `inconclusive` neither.
@@ -87,9 +89,12 @@ def _share(means: np.ndarray) -> np.ndarray:
 
 
 def _one_sided(d: np.ndarray, alternative: str) -> float:
+    """One-sample t-test of mean(d) against 0; a constant d decides by its sign alone."""
     if not np.any(d):
         return np.nan
-    return float(sps.wilcoxon(d, alternative=alternative, zero_method="wilcox").pvalue)
+    if np.all(d == d[0]):  # no variance: the t statistic is infinite
+        return 0.0 if (d[0] > 0) == (alternative == "greater") else 1.0
+    return float(sps.ttest_1samp(d, 0.0, alternative=alternative).pvalue)
 
 
 def summarize(result: ProbeResult, *, seed: int | None = None, n_boot: int = 2000,
@@ -142,7 +147,7 @@ def summarize(result: ProbeResult, *, seed: int | None = None, n_boot: int = 200
                    verdict=verdict.astype(str), loss_effect=loss,
                    settings={"n_boot": n_boot, "alpha": alpha, "delta": delta,
                              "confidence": confidence, "seed": seed,
-                             "test": "one-sided Wilcoxon signed-rank on e - delta * total, Holm"})
+                             "test": "one-sided paired t-test on e - delta * total, Holm"})
 
 
 def to_json(result: ProbeResult, summary: Summary) -> dict:
