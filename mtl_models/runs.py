@@ -173,8 +173,7 @@ def train_run(config: TrainConfig, *, cache: Path | None = None, force: bool = F
                                                  "seconds": fitted.seconds})
         atomic.write_json(tmp / "accuracy.json", accuracy)
         info = manifest("train", dataclasses.asdict(config), config.seed)
-        info.update(key=config.key(), child_seeds=seeds, world_seed=seeds["world"],
-                    seconds=time.perf_counter() - started)
+        info.update(key=config.key(), child_seeds=seeds, seconds=time.perf_counter() - started)
         atomic.write_json(tmp / "manifest.json", info)
     return final, True
 

@@ -10,6 +10,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+
 VARIANTS = ("concat", "separate", "concat_mlp")
 INPUTS = ("tweet_a", "tweet_b")
 HEADS = ("head_1", "head_2")
@@ -17,7 +22,7 @@ HEADS = ("head_1", "head_2")
 
 def build_model(variant: str, *, seq_len: int = 280, features: int = 256, units: int = 64,
                 hidden: int = 64, seed: int = 0, learning_rate: float = 1e-3,
-                clipnorm: float | None = 1.0) -> "keras.Model":
+                clipnorm: float | None = 1.0) -> keras.Model:
     """Builds and compiles one variant.
 
     Args:

@@ -207,8 +207,13 @@ def _baseline(baseline, xs, bg, rng, names):
                                  f"received shape {x.shape}")
             out.append(x[:, rng.permutation(x.shape[1])])
         return out
-    arrays = [np.asarray(baseline[name] if isinstance(baseline, dict) else b, np.float32)
-              for name, b in zip(names, baseline if not isinstance(baseline, dict) else names)]
+    if isinstance(baseline, dict):
+        missing = [name for name in names if name not in baseline]
+        if missing:
+            raise ValueError(f"Expected a baseline for every input {list(names)}; received "
+                             f"none for {missing}")
+        baseline = [baseline[name] for name in names]
+    arrays = [np.asarray(b, np.float32) for b in baseline]
     out = []
     for name, x, b in zip(names, xs, arrays):
         if b.shape == x.shape[1:]:
