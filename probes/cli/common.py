@@ -1,32 +1,22 @@
-"""The `probe` command: a thin click group over mtl_models/ and probes/."""
+"""Options and helpers shared by the `probe` commands."""
 
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from mtl_models import runs
-from mtl_models.tweets import DEFAULT_TASKS, REFERENCE_SOURCES, TASKS
+from mtl_models.tweets import DEFAULT_TASKS, TASKS
 from mtl_models.variants import VARIANTS
-from probes.ablation import MODES
-from probes.attribution import BASELINES, METHODS, SPACES
 from probes.text import table
 
 
-
-def _progress(line: str) -> None:
+def progress(line: str) -> None:
     click.echo(line, err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="mtl-probe")
-def main():
-    """Measure how information flows through Keras multi-task models that share weights."""
-
-
-def _train_options(f):
+def train_options(f):
     """Options that define a training run (shared by every command that may train)."""
     options = [
         click.option("--variant", type=click.Choice(VARIANTS), default="concat", show_default=True,
@@ -61,7 +51,7 @@ def _train_options(f):
     return f
 
 
-def _config(kw) -> runs.TrainConfig:
+def train_config(kw) -> runs.TrainConfig:
     try:
         return runs.TrainConfig(
             variant=kw["variant"], tasks=(kw["task_1"], kw["task_2"]),
@@ -74,49 +64,23 @@ def _config(kw) -> runs.TrainConfig:
         raise click.UsageError(str(err)) from None
 
 
-def _ensure_run(config: runs.TrainConfig, cache_dir, force: bool = False):
+def ensure_run(config: runs.TrainConfig, cache_dir, force: bool = False):
     from mtl_models.quiet import import_tensorflow
 
     if not force and runs.is_complete(runs.run_dir_for(config, cache_dir)):
         return runs.load_run(runs.run_dir_for(config, cache_dir)), False
     import_tensorflow()
-    _progress(f"training {config.variant} (tasks {', '.join(config.tasks)}) ...")
-    path, trained = runs.train_run(config, cache=cache_dir, force=force, report=_progress)
+    progress(f"training {config.variant} (tasks {', '.join(config.tasks)}) ...")
+    path, trained = runs.train_run(config, cache=cache_dir, force=force, report=progress)
     return runs.load_run(path), trained
 
 
-@main.command()
-@_train_options
-@click.option("--force", is_flag=True, help="Train again even if the run is cached.")
-@click.option("--json", "as_json", is_flag=True, help="Print accuracy.json and the run path.")
-def train(force, as_json, **kw):
-    """Train a variant on synthetic tweets (or reuse the cached run) and compare each head's
-    held-out accuracy with the best possible from tweet_a alone, tweet_b alone, both, neither."""
-    config = _config(kw)
-    run, trained = _ensure_run(config, kw["cache_dir"], force)
-    if as_json:
-        click.echo(json.dumps({"run": str(run.path), "variant": config.variant,
-                               "trained": trained, **run.accuracy}))
-        return
-    seconds = run.history["seconds"]
-    epochs = len(run.history["history"]["loss"])
-    click.echo(f"run: {run.path}")
-    click.echo(f"{'trained now' if trained else 'cached'}: {seconds:.1f} s of training, "
-               f"best epoch {run.history['best_epoch'] + 1} of {epochs}")
-    rows = [[head, h["task"], h["accuracy"]] + [h["reference"][s] for s in REFERENCE_SOURCES]
-            for head, h in run.accuracy["heads"].items()]
-    click.echo(f"held-out accuracy on {run.accuracy['samples']} pairs; reference = Bayes-optimal "
-               "from what it may read")
-    click.echo(table(["head", "task", "model"] + [f"ref:{s}" for s in REFERENCE_SOURCES], rows,
-                     align="llrrrrr"))
-
-
-def _fail(err: Exception):
+def fail(err: Exception):
     """A library ValueError becomes one line on stderr and exit status 1."""
     raise click.ClickException(str(err)) from None
 
 
-def _model_options(f):
+def model_options(f):
     """--variant | --run | --model/--data: what to probe."""
     options = [
         click.option("--variant", type=click.Choice(VARIANTS), default=None,
@@ -140,7 +104,7 @@ def _model_options(f):
     return f
 
 
-def _selection(kw, need_data: bool) -> str:
+def selection(kw, need_data: bool) -> str:
     chosen = [k for k in ("variant", "run_dir", "model_path") if kw.get(k)]
     if len(chosen) != 1:
         raise click.UsageError("Expected exactly one of --variant, --run, --model; received "
@@ -153,12 +117,12 @@ def _selection(kw, need_data: bool) -> str:
     return chosen[0]
 
 
-def _source(kw, samples):
+def source(kw, samples):
     """Resolves the model selection into a probes.sources.Source (training if needed)."""
     from mtl_models.quiet import import_tensorflow
     from probes import sources
 
-    which = _selection(kw, need_data=True)
+    which = selection(kw, need_data=True)
     import_tensorflow()
     try:
         if which == "model_path":
@@ -166,54 +130,13 @@ def _source(kw, samples):
         if which == "run_dir":
             run = runs.load_run(kw["run_dir"])
         else:
-            run, _ = _ensure_run(runs.TrainConfig(variant=kw["variant"]), kw["cache_dir"])
+            run, _ = ensure_run(runs.TrainConfig(variant=kw["variant"]), kw["cache_dir"])
         return sources.from_run(run, samples)
     except ValueError as err:
-        _fail(err)
+        fail(err)
 
 
-@main.command()
-@_model_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def structure(as_json, **kw):
-    """Which inputs can reach which heads (per call site), and which layers are shared."""
-    from mtl_models.quiet import import_tensorflow
-    from probes import data as pdata
-    from probes.graph import structure as graph_structure
-
-    which = _selection(kw, need_data=False)
-    import_tensorflow()
-    try:
-        if which == "variant":
-            from mtl_models.variants import build_model
-
-            model = build_model(kw["variant"])  # the graph needs no trained weights
-        elif which == "run_dir":
-            model = runs.load_run(kw["run_dir"]).model()
-        else:
-            model = pdata.load_model(kw["model_path"], unsafe=kw["unsafe"])
-    except ValueError as err:
-        _fail(err)
-    s = graph_structure(model)
-    if as_json:
-        click.echo(json.dumps({"model": kw["variant"] or kw["run_dir"] or kw["model_path"],
-                               **s.to_json()}))
-        return
-    click.echo("paths from input to head (per call site):")
-    click.echo(table(["head"] + list(s.inputs),
-                     [[h] + ["path" if r else "-" for r in row] for h, row in
-                      zip(s.heads, s.reach)]))
-    click.echo("")
-    if s.shared:
-        click.echo("shared layers (one set of weights, several call sites):")
-        click.echo(table(["layer", "call sites", "heads using it"],
-                         [[name, n, ", ".join(s.heads_using(name))]
-                          for name, n in s.shared.items()], align="lrl"))
-    else:
-        click.echo("no shared layers")
-
-
-def _probe_options(f):
+def probe_options(f):
     """--samples, --seed, --batch-size, --out, --json: shared by every probe command."""
     options = [
         click.option("--samples", type=click.IntRange(1), default=None,
@@ -234,7 +157,7 @@ def _probe_options(f):
     return f
 
 
-def _run_probe(src, name, seed, params):
+def run_probe(src, name, seed, params):
     """Runs a registered probe on a source and summarizes it."""
     import numpy as np
 
@@ -249,24 +172,24 @@ def _run_probe(src, name, seed, params):
         res = PROBES[name](src.model, src.inputs, **kwargs)
         return res, stats.summarize(res)
     except ValueError as err:
-        _fail(err)
+        fail(err)
 
 
-def _probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=False):
+def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=False):
     """Selects the model, runs probe `name`, saves, prints a table or the JSON contract."""
     from probes import result as presult
     from probes import stats
 
-    src = _source(kw, samples)
+    src = source(kw, samples)
     for note in src.notes:
-        _progress(note)
+        progress(note)
     samples = len(next(iter(src.inputs.values())))
-    _progress(f"{name} of {src.name} on {samples} samples ...")
-    res, summary = _run_probe(src, name, seed, params)
+    progress(f"{name} of {src.name} on {samples} samples ...")
+    res, summary = run_probe(src, name, seed, params)
     extra = {}
     if compare:
-        _progress("ablation/shuffle on the same samples, to compare ...")
-        ref_res, ref = _run_probe(src, "ablation/shuffle", seed,
+        progress("ablation/shuffle on the same samples, to compare ...")
+        _, ref = run_probe(src, "ablation/shuffle", seed,
                                   {"batch_size": params["batch_size"]})
         extra["disagreements"] = [
             {"head": h, "input": i, res.probe: summary.verdict[a, b],
@@ -283,13 +206,13 @@ def _probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fa
         try:
             saved = presult.save(res, target, stem=f"{res.name}-n{samples}-seed{seed}")
         except OSError as err:
-            _fail(ValueError(f"Expected a writable --out directory; received {target}: "
+            fail(ValueError(f"Expected a writable --out directory; received {target}: "
                              f"{err.strerror}"))
-        _progress(f"saved {saved}")
+        progress(f"saved {saved}")
     if as_json:
         click.echo(json.dumps({**stats.to_json(res, summary), **extra}))
         return
-    _print_matrix(res, summary)
+    print_matrix(res, summary)
     if "completeness" in extra:
         c = extra["completeness"]
         click.echo(f"completeness: {c['steps']} steps, median relative gap "
@@ -303,51 +226,10 @@ def _probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fa
             click.echo("ablation (shuffle) gives the same verdict in every cell")
 
 
-@main.command()
-@_model_options
-@click.option("--mode", type=click.Choice(MODES), default="shuffle", show_default=True,
-              help="How an input is ablated.")
-@click.option("--permutations", type=click.IntRange(1, 1000), default=8, show_default=True,
-              help="Draws per input for shuffle and noise.")
-@click.option("--window", type=click.IntRange(1), default=None,
-              help="Occlusion window in time steps [default: length / 14].")
-@_probe_options
-def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_json, **kw):
-    """How much each head depends on each input: ablate one input at a time and measure how
-    far every head's output moves, with bootstrap intervals, a corrected test and a verdict
-    per cell, checked against the model graph."""
-    _probe_command(kw, f"ablation/{mode}", samples, seed, out_dir, as_json,
-                   dict(permutations=permutations, window=window, batch_size=batch_size))
-
-
-@main.command()
-@_model_options
-@click.option("--method", type=click.Choice(METHODS), default="integrated_gradients",
-              show_default=True)
-@click.option("--baseline", type=click.Choice(BASELINES), default="zero", show_default=True,
-              help="Integrated gradients' starting point (shuffle: each sample's own steps "
-                   "in a random order).")
-@click.option("--steps", type=click.IntRange(1, 100000), default=None,
-              help="Integrated gradients' steps [default: doubled from 16 until the median "
-                   "relative completeness gap is under 1%].")
-@click.option("--space", type=click.Choice(SPACES), default="logit",
-              show_default=True, help="Attribute the pre-sigmoid logit or the probability.")
-@click.option("--compare/--no-compare", default=True, show_default=True,
-              help="Also run ablation (shuffle) and report cells where the verdicts differ.")
-@_probe_options
-def attribute(method, baseline, steps, space, compare, samples, seed, batch_size, out_dir,
-              as_json, **kw):
-    """Gradient attribution of every head to every input, with the same statistics and
-    verdicts as `probe ablate`, and the cells where the two disagree."""
-    _probe_command(kw, f"attribution/{method}", samples, seed, out_dir, as_json,
-                   dict(baseline=baseline, steps=steps, space=space, batch_size=batch_size),
-                   compare=compare)
-
-
-def _print_matrix(res, summary):
+def print_matrix(res, summary):
     click.echo(f"{res.probe} ({res.method}) of {res.model} on {res.samples} samples, "
                f"seed {res.seed}")
-    ci = int(round(100 * summary.settings["confidence"]))
+    ci = round(100 * summary.settings["confidence"])
     rows = []
     for h, head in enumerate(res.heads):
         for i, name in enumerate(res.inputs):
@@ -367,5 +249,3 @@ def _p(p: float) -> str:
     return "<1e-4" if p < 1e-4 else f"{p:.4f}"
 
 
-if __name__ == "__main__":
-    sys.exit(main())

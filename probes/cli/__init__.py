@@ -1,0 +1,18 @@
+"""The `probe` command: a thin click group over mtl_models/ and probes/."""
+
+from __future__ import annotations
+
+import click
+
+from probes.cli.probe import ablate, attribute
+from probes.cli.train import structure, train
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mtl-probe")
+def main():
+    """Measure how information flows through Keras multi-task models that share weights."""
+
+
+for _command in (train, structure, ablate, attribute):
+    main.add_command(_command)
