@@ -186,6 +186,8 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     samples = len(next(iter(src.inputs.values())))
     progress(f"{name} of {src.name} on {samples} samples ...")
     res, summary = run_probe(src, name, seed, params)
+    for note in res.params.get("notes", ()):
+        progress(note)
     extra = {}
     if compare:
         progress("ablation/shuffle on the same samples, to compare ...")
@@ -198,6 +200,7 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
             if summary.verdict[a, b] != ref.verdict[a, b]]
     if res.completeness_gap is not None:
         extra["completeness"] = {"steps": res.params["steps"],
+                                 "quadrature": res.params["quadrature"],
                                  "median_gap": res.params["median_gap"],
                                  "samples_over_5pct": res.params["samples_over_5pct"],
                                  "gap": res.completeness_gap.tolist()}
@@ -215,8 +218,8 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     print_matrix(res, summary)
     if "completeness" in extra:
         c = extra["completeness"]
-        click.echo(f"completeness: {c['steps']} steps, median relative gap "
-                   f"{c['median_gap']:.2e}, {c['samples_over_5pct']} samples above 5%")
+        click.echo(f"completeness: {c['steps']} {c['quadrature']} nodes, median relative "
+                   f"gap {c['median_gap']:.2e}, {c['samples_over_5pct']} samples above 5%")
     if compare:
         if extra["disagreements"]:
             for d in extra["disagreements"]:
