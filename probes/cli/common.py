@@ -71,7 +71,10 @@ def ensure_run(config: runs.TrainConfig, cache_dir, force: bool = False):
         return runs.load_run(runs.run_dir_for(config, cache_dir)), False
     import_tensorflow()
     progress(f"training {config.variant} (tasks {', '.join(config.tasks)}) ...")
-    path, trained = runs.train_run(config, cache=cache_dir, force=force, report=progress)
+    from probes.coupling import training_monitor
+
+    path, trained = runs.train_run(config, cache=cache_dir, force=force, report=progress,
+                                   monitor=training_monitor)
     return runs.load_run(path), trained
 
 
