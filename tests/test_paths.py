@@ -276,3 +276,14 @@ def test_cli_table_and_one_line_errors(tiny_runs, tmp_path):
     assert bad.exit_code == 1 and "Traceback" not in bad.output
     assert bad.stderr.strip().splitlines()[-1] == ("Error: Expected at least 2 samples to draw "
                                                     "partners from; received 1")
+
+
+def test_a_head_on_concatenated_raw_inputs_splits_into_its_kernel_rows():
+    a, b = keras.Input((3,), name="a"), keras.Input((2,), name="b")
+    model = keras.Model([a, b], layers.Dense(1, name="h")(layers.concatenate([a, b])))
+    x = {"a": _inputs()["a"], "b": _inputs(dim=2)["b"]}
+    split = decompose(model, x).splits[0]
+    w = model.get_weights()[0][:, 0].astype(float)
+    assert split.parts == ("a@0", "b@0") and split.part_inputs == (("a",), ("b",))
+    assert_allclose(split.contributions, [x["a"] @ w[:3], x["b"] @ w[3:]], rtol=RTOL, atol=ATOL)
+    assert_allclose(split.residual, 0.0, atol=ATOL)

@@ -92,7 +92,7 @@ def _print_decomposition(dec, n):
                          f"{s['std'][k]:.4g}", f"{s['share_raw'][k]:.3f}",
                          f"{s['share_centred'][k]:.3f}"])
         if s["kind"] == "not_decomposable":
-            rows.append([s["target"], "-", "-", "-", "-", "-", "-"])
+            rows.append([s["target"], "(not decomposable)", "-", "-", "-", "-", "-"])
             notes.append(s["reason"])
             continue
         rows.append([s["target"], "bias", "", f"{s['bias']:.4g}", "0",
