@@ -136,6 +136,7 @@ def attribute(model, inputs, *, rng: np.random.Generator,
                                           tolerance, max_steps, batch_size, with_profile)
             params.update(steps=used, quadrature=quadrature, tolerance=tolerance,
                           median_gap=float(np.median(gaps)),
+                          converged=bool(np.median(gaps) < tolerance),
                           samples_over_5pct=int(np.sum(gaps > 0.05)))
         else:
             red = _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size,
@@ -225,6 +226,8 @@ def _integrated(model, fn, xs, base, steps, quadrature, tolerance, max_steps, ba
     Automatic steps: double from 8 on the first PILOT samples until their median relative gap
     is under `tolerance`, then run every sample with that count (doubling again if the median
     over all samples is still above it). Every count tried is a complete rerun of the nodes.
+    Doubling stops early when two doublings did not halve the median gap; the result then
+    reports the gap reached (params["median_gap"]) and the caller flags it.
     """
     forward = compiled_forward(model)
     delta = _totals(forward, xs, batch_size) - _totals(forward, base, batch_size)  # (H, N)
@@ -249,13 +252,25 @@ def _integrated(model, fn, xs, base, steps, quadrature, tolerance, max_steps, ba
         return red, gaps, int(steps)
     s = 8
     if n > PILOT:
-        while s < max_steps and np.median(run(s, slice(0, PILOT))[1]) >= tolerance:
+        history = []
+        while s < max_steps:
+            history.append(np.median(run(s, slice(0, PILOT))[1]))
+            if history[-1] < tolerance or _stalled(history):
+                break
             s *= 2
+    history = []
     while True:
         red, gaps = run(s, everything)
-        if np.median(gaps) < tolerance or s >= max_steps:
+        history.append(np.median(gaps))
+        if history[-1] < tolerance or s >= max_steps or _stalled(history):
             return red, gaps, s
         s *= 2
+
+
+def _stalled(medians) -> bool:
+    """True when two doublings in a row did not halve the median gap: the path integral is
+    not converging (a path through sharp features), so more steps would only cost time."""
+    return len(medians) >= 3 and medians[-1] > 0.5 * medians[-3]
 
 
 class _Rows:

@@ -102,7 +102,7 @@ def _node_id(tensor) -> str:
     return f"{history.operation.name}#{history.node_index}"
 
 
-def _walk(tensor, edges: set) -> tuple[set[CallSite], set[str]]:
+def _walk(tensor, edges: set | None = None) -> tuple[set[CallSite], set[str]]:
     """Call sites upstream of `tensor` and the input layers it reaches (iterative DFS); adds
     (from, to) node edges to `edges`."""
     sites, found = set(), set()
@@ -120,7 +120,8 @@ def _walk(tensor, edges: set) -> tuple[set[CallSite], set[str]]:
             found.add(operation.name)
             continue
         sites.add(CallSite(operation.name, index))
-        here = f"{operation.name}#{index}"
-        edges.update((_node_id(t), here) for t in node.input_tensors)
+        if edges is not None:
+            here = f"{operation.name}#{index}"
+            edges.update((_node_id(t), here) for t in node.input_tensors)
         stack.extend(node.input_tensors)
     return sites, found

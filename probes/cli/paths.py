@@ -27,10 +27,7 @@ def paths(pairs, tolerance, samples, seed, batch_size, out_dir, as_json, **kw):
     (the shared layer on each input) plus its bias; the interaction contrast f(a,b) - f(a',b) -
     f(a,b') + f(a',b') in logit space is float noise exactly when the head is additive in the
     two inputs."""
-    import numpy as np
-
     from mtl_models import atomic
-    from probes.paths import decompose, interaction
 
     src = source(kw, samples)
     for note in src.notes:
@@ -38,23 +35,13 @@ def paths(pairs, tolerance, samples, seed, batch_size, out_dir, as_json, **kw):
             progress(note)
     n = len(next(iter(src.inputs.values())))
     progress(f"paths of {src.name} on {n} samples ...")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9A75]))
-    inter = summary = None
     try:
-        dec = decompose(src.model, src.inputs, batch_size=batch_size, seed=seed,
-                        model_name=src.name)
-        if len(src.inputs) > 1:
-            inter = interaction(src.model, src.inputs, rng=rng, pairs=pairs,
-                                tolerance=tolerance, batch_size=batch_size, seed=seed,
-                                model_name=src.name)
-            summary = inter.summary()
-        else:
-            progress("the model has one input: no interaction contrast")
+        out, dec, inter, summary = paths_record(src, seed=seed, pairs=pairs,
+                                                tolerance=tolerance, batch_size=batch_size)
     except ValueError as err:
         fail(err)
-    out = {"probe": "paths", "model": src.name, "samples": n, "seed": seed,
-           "decomposition": dec.to_json(),
-           "interaction": inter.to_json(summary) if inter else None}
+    if inter is None:
+        progress("the model has one input: no interaction contrast")
     target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
     if target:
         try:
@@ -71,6 +58,28 @@ def paths(pairs, tolerance, samples, seed, batch_size, out_dir, as_json, **kw):
     if inter is not None:
         click.echo("")
         _print_interaction(inter, summary)
+
+
+def paths_record(src, *, seed: int, pairs=None, tolerance: float = 1e-5,
+                 batch_size: int = 256):
+    """(JSON record, decomposition, interaction or None, its summary) for a source."""
+    import numpy as np
+
+    from probes.paths import decompose, interaction
+
+    n = len(next(iter(src.inputs.values())))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9A75]))
+    inter = summary = None
+    dec = decompose(src.model, src.inputs, batch_size=batch_size, seed=seed,
+                    model_name=src.name)
+    if len(src.inputs) > 1:
+        inter = interaction(src.model, src.inputs, rng=rng, pairs=pairs, tolerance=tolerance,
+                            batch_size=batch_size, seed=seed, model_name=src.name)
+        summary = inter.summary()
+    out = {"probe": "paths", "model": src.name, "samples": n, "seed": seed,
+           "decomposition": dec.to_json(),
+           "interaction": inter.to_json(summary) if inter else None}
+    return out, dec, inter, summary
 
 
 def _mkdir(path):
