@@ -94,7 +94,7 @@ def page_answer(subjects) -> Figure:
     for k, s in enumerate(subjects):
         ax = fig.add_axes([0.05 + k * 0.9 / n, 0.50, 0.8 / n, 0.38])
         _matrix(ax, s)
-    paragraph(fig, answer_text(subjects), 0.42, width=165, size=9.5)
+    paragraph(fig, answer_text(subjects), 0.42, width=150, size=9)
     return fig
 
 
@@ -155,9 +155,10 @@ def page_models(subjects) -> Figure:
         sh = ", ".join(f"{k} ({v} call sites)" for k, v in shared.items()) or "none"
         fig.text(0.05 + k * 0.95 / n, 0.25, "reachability (per call site):\n" + "\n".join(rows)
                  + f"\nshared layers: {sh}", fontsize=9.5, va="top", family="monospace")
-    fig.text(0.04, 0.05, "Yellow: a shared layer, one set of weights called once per input. "
-             "Arrows follow call sites, so a head reached through the shared layer's call on "
-             "tweet_a has no path from tweet_b.", fontsize=9.5)
+    paragraph(fig, "Yellow: a shared layer, one set of weights called once per input. Edges "
+              "follow call sites (left to right), so a head reached only through the shared "
+              "layer's call on one input has no path from the other.", 0.08, width=140,
+              size=9.5)
     return fig
 
 
@@ -196,7 +197,7 @@ def page_matrices(subjects) -> Figure:
     n = len(subjects)
     notes = []
     for k, s in enumerate(subjects):
-        ax = fig.add_axes([0.07, 0.10 + (n - 1 - k) * 0.84 / n, 0.62, 0.84 / n - 0.12])
+        ax = fig.add_axes([0.07, 0.10 + (n - 1 - k) * 0.84 / n, 0.55, 0.84 / n - 0.12])
         cells = [(h, i) for h in range(len(s.heads)) for i in range(len(s.inputs))]
         names = list(s.results)
         for j, name in enumerate(names):
@@ -211,7 +212,7 @@ def page_matrices(subjects) -> Figure:
         ax.set_ylim(-0.05, 1.05)
         ax.set_ylabel("share", fontsize=9)
         ax.set_title(s.name, fontsize=11)
-        ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
+        ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left", title=None)
         base = s.results[MAIN][1].verdict
         for name in names:
             v = s.results[name][1].verdict
@@ -221,5 +222,5 @@ def page_matrices(subjects) -> Figure:
                                  f"{v[h, i]}, {MAIN} says {base[h, i]}")
     text = ("Disagreements between probes' verdicts:\n" + "\n".join(notes) if notes else
             "Every probe gives the same verdict in every cell of every model.")
-    paragraph(fig, text, 0.93, width=48, size=9, x=0.80)
+    paragraph(fig, text, 0.86, width=34, size=8.5, x=0.80)
     return fig

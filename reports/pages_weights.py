@@ -152,10 +152,14 @@ def page_concat(subjects) -> Figure:
         ax2.set_xticks(x, labels, fontsize=8)
     ax2.set_title("interaction contrast f(a,b)-f(a',b)-f(a,b')+f(a',b') / sd(logit)",
                   fontsize=10)
+    names = {s.name for s in subjects}
+    hint = ("" if "concat_mlp" in names or not names & {"concat", "separate"} else
+            " Run `probe report --variants concat,separate,concat_mlp` to compare with a "
+            "hidden layer.")
     paragraph(fig, "\n".join(texts) + "\nA Dense head on a concatenation is additive in its "
               "parts, so it cannot represent an interaction such as 'same author'; a hidden "
-              "layer (concat_mlp) can. Red line: the additivity tolerance (float noise).", 0.36,
-              width=170, size=8.5)
+              "layer (concat_mlp) can. Red line: the additivity tolerance (float noise); "
+              "exact zeros are drawn at 1e-12." + hint, 0.36, width=150, size=8.5)
     return fig
 
 
@@ -200,7 +204,7 @@ def page_provenance(subjects, benchmark_png=None) -> Figure:
         if s.timings:
             lines.append("   seconds: " + ", ".join(f"{k} {v:.1f}"
                                                   for k, v in s.timings.items()))
-    paragraph(fig, "\n".join(lines), 0.91, width=175, size=8.5)
+    paragraph(fig, "\n".join(lines), 0.91, width=160, size=8.5)
     if benchmark_png is not None:
         import matplotlib.image as mpimg
 
