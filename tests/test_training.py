@@ -25,7 +25,7 @@ def test_run_directory_holds_model_data_history_and_manifest(tiny_runs):
     # probes/ appears once a probe has saved results into the (session-shared) run.
     names = {p.name for p in run.path.iterdir()} - {"probes"}
     assert names == {"model.keras", "heldout.npz", "history.json", "accuracy.json",
-                     "manifest.json"}
+                     "manifest.json", "taskgrads.json"}  # trained with the monitor
     assert run.manifest["seed"] == 0 and run.manifest["arguments"]["variant"] == "concat"
     assert run.manifest["versions"]["tensorflow"] and run.manifest["versions"]["keras"]
     tweets, labels = run.heldout()
