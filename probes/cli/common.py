@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import tempfile
+import threading
+from pathlib import Path
 
 import click
 
@@ -65,14 +71,55 @@ def train_config(kw) -> runs.TrainConfig:
 
 
 def ensure_run(config: runs.TrainConfig, cache_dir, force: bool = False):
+    """The cached run of `config`, trained first if needed; errors end the command."""
     from mtl_models.quiet import import_tensorflow
 
-    if not force and runs.is_complete(runs.run_dir_for(config, cache_dir)):
-        return runs.load_run(runs.run_dir_for(config, cache_dir)), False
-    import_tensorflow()
-    progress(f"training {config.variant} (tasks {', '.join(config.tasks)}) ...")
-    path, trained = runs.train_run(config, cache=cache_dir, force=force, report=progress)
-    return runs.load_run(path), trained
+    final = runs.run_dir_for(config, cache_dir)
+    try:
+        if not force and runs.is_complete(final):
+            return runs.load_run(final), False
+        writable_dir(final.parent, "cache")  # before a minute of training, not after
+        import_tensorflow()
+        progress(f"training {config.variant} (tasks {', '.join(config.tasks)}) ...")
+        path, trained = runs.train_run(config, cache=cache_dir, force=force, report=progress)
+        return runs.load_run(path), trained
+    except ValueError as err:
+        fail(err)
+    except OSError as err:
+        fail(ValueError(f"Expected a writable cache directory; received {str(final.parent)!r}: "
+                        f"{err.strerror or err}"))
+
+
+def writable_dir(path, what: str) -> Path:
+    """`path` as a directory we can write files into (created if missing), or the command
+    ends with one line naming it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".write-test-", dir=path)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        fail(ValueError(f"Expected a writable {what} directory; received {str(path)!r}: "
+                        f"{err.strerror or err}"))
+    return path
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Holds Ctrl-C until the block is done (then raises it): a result's .npz and .json are
+    written as a pair, never one without the other."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *args: caught.append(args))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def fail(err: Exception):
@@ -96,6 +143,9 @@ def model_options(f):
         click.option("--unsafe", is_flag=True,
                      help="Allow code in the model file (Lambda layers) to run. Only for files "
                           "you trust."),
+        click.option("--custom-module", "custom_modules", multiple=True, metavar="MODULE",
+                     help="Import MODULE (a module name or a .py file) that defines the "
+                          "model's custom layers; repeatable. Runs that module's code."),
         click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                      help="Run cache [default: $MTL_PROBE_CACHE or ~/.cache/mtl-probe]."),
     ]
@@ -126,12 +176,13 @@ def source(kw, samples):
     import_tensorflow()
     try:
         if which == "model_path":
-            return sources.from_files(kw["model_path"], kw["data_path"], samples, kw["unsafe"])
+            return sources.from_files(kw["model_path"], kw["data_path"], samples, kw["unsafe"],
+                                      kw["custom_modules"])
         if which == "run_dir":
             run = runs.load_run(kw["run_dir"])
         else:
             run, _ = ensure_run(runs.TrainConfig(variant=kw["variant"]), kw["cache_dir"])
-        return sources.from_run(run, samples)
+        return sources.from_run(run, samples, report=progress)
     except ValueError as err:
         fail(err)
 
@@ -147,8 +198,8 @@ def probe_options(f):
         click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
                      help="Rows per pass; bounds memory."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-                     help="Directory for the result files [default: the run directory of "
-                          "--variant/--run; none for --model]."),
+                     help="Directory for the result files, created if missing [default: the "
+                          "run directory of --variant/--run; none for --model]."),
         click.option("--json", "as_json", is_flag=True,
                      help="Print one JSON object (the contract)."),
     ]
@@ -160,8 +211,10 @@ def probe_options(f):
 def run_probe(src, name, seed, params):
     """Runs a registered probe on a source and summarizes it."""
     import numpy as np
+    import tensorflow as tf
 
     from probes import stats
+    from probes.forward import op_message
     from probes.registry import PROBES
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xAB1A]))
@@ -173,6 +226,9 @@ def run_probe(src, name, seed, params):
         return res, stats.summarize(res)
     except ValueError as err:
         fail(err)
+    except tf.errors.OpError as err:  # a model that fails on the user's data
+        fail(ValueError(f"Expected inputs the model can run on; received an error from the "
+                        f"model: {op_message(err)}"))
 
 
 def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=False):
@@ -180,10 +236,18 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     from probes import result as presult
     from probes import stats
 
+    selection(kw, need_data=True)
+    target = out_dir and writable_dir(out_dir, "--out")  # checked before the work, not after
+    requested = samples
     src = source(kw, samples)
     for note in src.notes:
         progress(note)
     samples = len(next(iter(src.inputs.values())))
+    if samples < stats.MIN_SAMPLES:
+        fail(ValueError(f"Expected at least {stats.MIN_SAMPLES} samples for the statistics; "
+                        f"received {samples} ({'--samples' if requested else 'all the data'})"))
+    if not target and src.run_dir:
+        target = writable_dir(src.run_dir / "probes", "run's probes")
     progress(f"{name} of {src.name} on {samples} samples ...")
     res, summary = run_probe(src, name, seed, params)
     extra = {}
@@ -201,10 +265,10 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
                                  "median_gap": res.params["median_gap"],
                                  "samples_over_5pct": res.params["samples_over_5pct"],
                                  "gap": res.completeness_gap.tolist()}
-    target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
     if target:
         try:
-            saved = presult.save(res, target, stem=f"{res.name}-n{samples}-seed{seed}")
+            with deferred_interrupt():
+                saved = presult.save(res, target, stem=f"{res.name}-n{samples}-seed{seed}")
         except OSError as err:
             fail(ValueError(f"Expected a writable --out directory; received {target}: "
                              f"{err.strerror}"))
