@@ -5,6 +5,8 @@ A run directory holds:
   heldout.npz      held-out tweet pairs as int16 codes (PAD = -1), their authors and labels
   history.json     per-epoch metrics, the best epoch, the training time
   accuracy.json    held-out accuracy per head next to the Bayes-optimal reference accuracies
+  taskgrads.json   (when trained with a monitor) task gradients on the shared weights and task
+                   affinity, every few training steps
   manifest.json    versions, seed, every argument, the cache key; written last
 The directory is built under a temporary name and renamed into place when complete, so an
 interrupted run leaves nothing that a later run could mistake for a trained model.
@@ -28,8 +30,15 @@ from typing import Callable
 import numpy as np
 
 from mtl_models import atomic
-from mtl_models.tweets import (DEFAULT_TASKS, TweetSet, TweetSpec, check_tasks, generate,
-                               reference_accuracy)
+from mtl_models.tweets import (
+    DEFAULT_TASKS,
+    TweetSet,
+    TweetSpec,
+    check_tasks,
+    generate,
+    one_hot,
+    reference_accuracy,
+)
 from mtl_models.variants import HEADS, VARIANTS
 
 # Bump when the saved layout or the training procedure changes, so old caches are not reused.
@@ -137,9 +146,19 @@ def is_complete(run_dir: Path) -> bool:
     return (Path(run_dir) / "manifest.json").is_file()
 
 
+MONITOR_SAMPLES = 64
+
+
 def train_run(config: TrainConfig, *, cache: Path | None = None, force: bool = False,
-              report: Callable[[str], None] = lambda line: None) -> tuple[Path, bool]:
+              report: Callable[[str], None] = lambda line: None,
+              monitor: Callable | None = None) -> tuple[Path, bool]:
     """Trains `config` unless a complete run with the same key is cached.
+
+    Args:
+        monitor: optional factory (model, inputs list, labels list) -> a Keras callback with a
+            `record()` method, given the first MONITOR_SAMPLES validation pairs; its record is
+            saved as taskgrads.json (probes.coupling.training_monitor records the task
+            gradients on the shared weights).
 
     Returns:
         (run directory, whether it was trained now rather than reused).
@@ -163,9 +182,15 @@ def train_run(config: TrainConfig, *, cache: Path | None = None, force: bool = F
                                  features=config.features, units=config.units,
                                  hidden=config.hidden, seed=seeds["init"],
                                  learning_rate=config.learning_rate, clipnorm=config.clipnorm)
+    callbacks = []
+    if monitor is not None:
+        probe = val_set.take(np.arange(min(MONITOR_SAMPLES, config.n_val)))
+        callbacks.append(monitor(
+            model, [one_hot(probe.codes_a, spec.features), one_hot(probe.codes_b, spec.features)],
+            [probe.labels(t, spec) for t in config.tasks]))
     fitted = training.fit(model, train_set, val_set, spec, config.tasks, epochs=config.epochs,
                           batch_size=config.batch_size, patience=config.patience,
-                          seed=seeds["shuffle"], report=report)
+                          seed=seeds["shuffle"], report=report, callbacks=callbacks)
     if fitted.best_epoch < 0:
         raise ValueError(f"Expected a finite validation loss in some epoch; received none in "
                          f"{config.epochs} epoch(s) (try a lower --learning-rate)")
@@ -181,6 +206,8 @@ def train_run(config: TrainConfig, *, cache: Path | None = None, force: bool = F
                                                  "best_epoch": fitted.best_epoch,
                                                  "seconds": fitted.seconds})
         atomic.write_json(tmp / "accuracy.json", accuracy)
+        if callbacks:
+            atomic.write_json(tmp / "taskgrads.json", callbacks[0].record())
         info = manifest("train", dataclasses.asdict(config), config.seed)
         info.update(key=config.key(), child_seeds=seeds, seconds=time.perf_counter() - started)
         atomic.write_json(tmp / "manifest.json", info)
@@ -248,6 +275,20 @@ class Run:
         labels = {h: np.concatenate([labels[h]] + [p.labels(t, spec) for p in extra])[:n]
                   for h, t in zip(HEADS, config.tasks)}
         return merged, labels
+
+    def taskgrads(self) -> dict | None:
+        """The training-time record of task gradients (taskgrads.json), or None if the run was
+        trained without a monitor; a malformed file is an error."""
+        path = self.path / "taskgrads.json"
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text())
+            record["records"]  # a required key
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"Expected a training record at {path}; received "
+                             f"{type(err).__name__}: {err}") from None
+        return record
 
     def model(self):
         import keras

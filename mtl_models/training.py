@@ -18,7 +18,6 @@ from mtl_models.tweets import INPUTS_OF_SET, TweetSet, TweetSpec
 from mtl_models.variants import HEADS
 
 
-
 @dataclasses.dataclass(frozen=True)
 class FitResult:
     """What a training run produced besides the weights (restored to the best epoch).
@@ -96,7 +95,8 @@ class _Progress(keras.callbacks.Callback):
 
 def fit(model: keras.Model, train: TweetSet, val: TweetSet, spec: TweetSpec,
         tasks: tuple[str, str], *, epochs: int, batch_size: int, patience: int, seed: int,
-        report: Callable[[str], None] = lambda line: None) -> FitResult:
+        report: Callable[[str], None] = lambda line: None,
+        callbacks: list | None = None) -> FitResult:
     """Trains `model` in place and restores the weights of the best validation epoch.
 
     Args:
@@ -106,6 +106,7 @@ def fit(model: keras.Model, train: TweetSet, val: TweetSet, spec: TweetSpec,
         epochs, batch_size, patience: the usual; patience counts epochs without improvement.
         seed: seed of the shuffling order.
         report: called with one line per epoch.
+        callbacks: more Keras callbacks (e.g. a gradient monitor).
     """
     def labels(tweets):
         return {head: tweets.labels(task, spec) for head, task in zip(HEADS, tasks)}
@@ -116,7 +117,7 @@ def fit(model: keras.Model, train: TweetSet, val: TweetSet, spec: TweetSpec,
         dataset(train, labels(train), spec.features, batch_size, shuffle_seed=seed),
         validation_data=dataset(val, labels(val), spec.features, batch_size),
         epochs=epochs, verbose=0, shuffle=False,  # the dataset shuffles itself
-        callbacks=[best, _Progress(report, epochs)])
+        callbacks=[best, _Progress(report, epochs), *(callbacks or [])])
     return FitResult(history={k: [float(v) for v in vs] for k, vs in history.history.items()},
                      best_epoch=best.best_epoch, seconds=time.perf_counter() - start)
 

@@ -4,8 +4,9 @@ Methods:
   saliency              |d head / d x| (Simonyan et al., 2014)
   input_x_gradient      |x * d head / d x| (Shrikumar et al., 2016)
   integrated_gradients  (x - x') * mean over the path of d head / d x (Sundararajan et al.,
-                        2017); midpoint Riemann sum, steps doubled until the median relative
-                        completeness gap is under `tolerance`
+                        2017); Gauss-Legendre nodes by default (or Riemann midpoints or
+                        trapezoid), steps doubled until the median relative completeness gap
+                        is under `tolerance`
   smoothgrad            |mean over noisy copies of d head / d x| (Smilkov et al., 2017)
 Each sample's score for an input is the sum of |attribution| over that input's elements (and,
 for integrated gradients, also the signed sum). Heads are attributed in logit space by default
@@ -20,7 +21,15 @@ import contextlib
 import numpy as np
 
 from probes import data as pdata
-from probes.forward import chunks, pad_rows
+from probes.forward import chunks, compiled_forward, run_chunk
+from probes.gradients import (
+    QUADRATURES,
+    embed,
+    embedding_surrogate,
+    evaluate_paths,
+    path_function,
+)
+from probes.gradients import quadrature as quadrature_nodes
 from probes.graph import structure
 from probes.result import ProbeResult
 
@@ -52,142 +61,122 @@ def logit_space(model):
             layer.activation = act
 
 
-def _gradient_function(model):
-    """tf.function: inputs (list of (rows, ...)) -> (outputs H x (rows, C), grads H x I)."""
-    import tensorflow as tf
-
-    single = len(model.inputs) == 1
-
-    @tf.function(reduce_retracing=True)
-    def run(xs):
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(xs)
-            outs = model(xs[0] if single else xs, training=False)
-            outs = outs if isinstance(outs, (list, tuple)) else [outs]
-            totals = [tf.reduce_sum(o) for o in outs]  # rows are independent samples
-        grads = []
-        for total in totals:
-            g = tape.gradient(total, xs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            grads.append(g)
-        del tape
-        return outs, grads
-
-    return run
-
-
-def _evaluate(fn, xs, batch_size):
-    """Outputs H x (rows, C) float64 and grads H x I x (rows, ...) float64 over fixed chunks."""
-    n = xs[0].shape[0]
-    outs, grads = None, None
-    for start, stop in chunks(n, batch_size):
-        o, g = fn([pad_rows(x[start:stop], batch_size) for x in xs])
-        o = [np.asarray(t, np.float64).reshape(batch_size, -1)[:stop - start] for t in o]
-        g = [[np.asarray(t, np.float64)[:stop - start] for t in gh] for gh in g]
-        if outs is None:
-            outs = [[t] for t in o]
-            grads = [[[t] for t in gh] for gh in g]
-        else:
-            for h, t in enumerate(o):
-                outs[h].append(t)
-            for h, gh in enumerate(g):
-                for i, t in enumerate(gh):
-                    grads[h][i].append(t)
-    return ([np.concatenate(t) for t in outs],
-            [[np.concatenate(t) for t in gh] for gh in grads])
-
-
-def _reduce(attr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, ...) attributions -> (sum |a|, sum a) per sample."""
-    flat = attr.reshape(attr.shape[0], -1)
-    return np.abs(flat).sum(axis=1), flat.sum(axis=1)
-
-
 def attribute(model, inputs, *, rng: np.random.Generator,
               method: str = "integrated_gradients", space: str = "logit",
-              baseline="zero", steps: int | None = None, noise_samples: int = 16,
-              noise_scale: float = 0.15, tolerance: float = 0.01, max_steps: int = 512,
-              background=None, batch_size: int = 256, seed: int | None = None,
-              sample_ids=None, model_name: str | None = None) -> ProbeResult:
+              baseline="zero", steps: int | None = None, quadrature: str = "gauss_legendre",
+              noise_samples: int = 16, noise_scale: float = 0.15, tolerance: float = 0.01,
+              max_steps: int = 512, background=None, batch_size: int = 256,
+              seed: int | None = None, sample_ids=None, model_name: str | None = None
+              ) -> ProbeResult:
     """Gradient attributions of every head to every input.
 
     Args:
-        model: a functional Keras model with float inputs.
+        model: a functional Keras model. Integer (token) inputs feeding one Embedding call site
+            are attributed at that call site's output (see probes.gradients).
         inputs: {input name: (N, ...) array} or a list in model order.
         rng: source of the smoothgrad noise and the shuffle baseline's permutation.
         method: one of METHODS.
         space: "logit" (pre-activation of sigmoid/softmax heads) or "probability".
         baseline: integrated gradients' x': "zero", "mean" (over the background), "shuffle"
             (each sample's own time steps in one random order), or {input name: array} of
-            one sample's shape or of the inputs' shape.
-        steps: integrated gradients' path steps; None doubles from 16 up to `max_steps` until
+            one sample's shape or of the inputs' shape (token ids for token inputs).
+        steps: integrated gradients' path nodes; None doubles from 8 up to `max_steps` until
             the median relative completeness gap is below `tolerance`.
+        quadrature: the path integral's nodes: "gauss_legendre", "riemann" (midpoints) or
+            "trapezoid".
         noise_samples, noise_scale: smoothgrad's copies and noise std as a fraction of the
             input's range over the background.
         batch_size: rows per gradient pass (samples x steps); bounds memory.
     Returns:
-        A ProbeResult with effects (H, I, N) = sum |attribution|; for integrated gradients
-        also `signed` (H, I, N) and `completeness_gap` (H, N), relative.
+        A ProbeResult with effects (H, I, N) = sum |attribution|, a profile (H, I, N, T) of
+        sum |attribution| per time step when the inputs share a time axis; for integrated
+        gradients also `signed` (H, I, N) and `completeness_gap` (H, N), relative.
     """
     if method not in METHODS:
         raise ValueError(f"Expected a method in {list(METHODS)}; received {method!r}")
     if space not in SPACES:
         raise ValueError(f"Expected a space in {list(SPACES)}; received {space!r}")
+    if quadrature not in QUADRATURES:
+        raise ValueError(f"Expected a quadrature in {list(QUADRATURES)}; "
+                         f"received {quadrature!r}")
+    if steps is not None and not 1 <= int(steps) <= 100000:
+        raise ValueError(f"Expected steps in [1, 100000]; received {steps}")
     names = pdata.input_names(model)
     xs = pdata.canonical_inputs(model, inputs, "inputs")
-    for name, x in zip(names, xs):
-        if x.dtype.kind in "iu":
-            raise ValueError(f"Expected float inputs for gradients; received integer input "
-                             f"{name!r} (attribution of token inputs is not supported yet: "
-                             "use probe ablate)")
     n = xs[0].shape[0]
     bg = xs if background is None else pdata.canonical_inputs(model, background, "background")
     ids = np.arange(n) if sample_ids is None else np.asarray(sample_ids)
-    if steps is not None and not 1 <= int(steps) <= 100000:
-        raise ValueError(f"Expected steps in [1, 100000]; received {steps}")
-    params = {"method": method, "space": space, "seed": seed, "batch_size": int(batch_size)}
+    surrogate = embedding_surrogate(model, names)
+    base = None
+    if method == "integrated_gradients":
+        base = _baseline(baseline, xs, bg, rng, names)
+    for i, layer in surrogate.embedded.items():  # token ids -> embedding vectors
+        xs[i] = embed(layer, xs[i])
+        bg[i] = xs[i] if bg is xs else embed(layer, bg[i])
+        if base is not None:
+            base[i] = (np.zeros_like(xs[i]) if isinstance(baseline, str) and baseline == "zero"
+                       else embed(layer, base[i]) if base[i].dtype.kind in "iu" else base[i])
+    if isinstance(baseline, str) and baseline == "mean" and base is not None:
+        base = _baseline("mean", xs, bg, rng, names)  # the mean in embedding space
+    xs = [x if x.dtype == np.float32 else x.astype(np.float32) for x in xs]
+    params = {"method": method, "space": space, "seed": seed, "batch_size": int(batch_size),
+              "embedded_inputs": {names[i]: layer.name
+                                  for i, layer in surrogate.embedded.items()},
+              "notes": list(surrogate.notes)}
+    times = {x.shape[1] if x.ndim >= 3 else None for x in xs}
+    with_profile = len(times) == 1 and None not in times
     context = logit_space(model) if space == "logit" else contextlib.nullcontext(())
     with context as logit_heads:
-        fn = _gradient_function(model)
+        fn = path_function(surrogate.model, with_profile)
         params["logit_heads"] = list(logit_heads)
-        signed = gaps = None
+        gaps = None
         if method == "integrated_gradients":
-            base = _baseline(baseline, xs, bg, rng, names)
             params["baseline"] = baseline if isinstance(baseline, str) else "array"
-            effects, signed, gaps, used = _integrated(fn, xs, base, steps, tolerance,
-                                                      max_steps, batch_size)
-            params.update(steps=used, tolerance=tolerance,
+            red, gaps, used = _integrated(surrogate.model, fn, xs, base, steps, quadrature,
+                                          tolerance, max_steps, batch_size, with_profile)
+            params.update(steps=used, quadrature=quadrature, tolerance=tolerance,
                           median_gap=float(np.median(gaps)),
                           samples_over_5pct=int(np.sum(gaps > 0.05)))
         else:
-            effects = _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size)
+            red = _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size,
+                         with_profile)
             if method == "smoothgrad":
                 params.update(noise_samples=int(noise_samples), noise_scale=float(noise_scale))
     heads = pdata.output_names(model)
     return ProbeResult(probe="attribution", method=method, model=model_name or model.name,
-                       heads=heads, inputs=names, effects=effects,
+                       heads=heads, inputs=names, effects=red.abs_sum,
                        structural=structure(model).reach, sample_ids=ids, params=params,
-                       signed=signed, completeness_gap=gaps)
+                       profile=red.profile,
+                       profile_starts=np.arange(xs[0].shape[1]) if with_profile else None,
+                       signed=red.signed_sum if method == "integrated_gradients" else None,
+                       completeness_gap=gaps)
 
 
-def _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size):
-    """saliency, input_x_gradient, smoothgrad -> effects (H, I, N)."""
+def _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size, with_profile):
+    """saliency, input_x_gradient, smoothgrad: the gradient at x (averaged over noise)."""
+    zeros = [np.zeros((1,) + x.shape[1:], np.float32) for x in xs]
+    ones = [_Constant(1.0, x.shape) for x in xs]
     if method == "smoothgrad":
         sigma = [noise_scale * float(b.max() - b.min()) for b in bg]
-        draws = [rng.standard_normal((noise_samples,) + x.shape[1:]).astype(np.float32) * s
-                 for x, s in zip(xs, sigma)]  # (K, ...) the same for every sample
-        total = None
-        for k in range(noise_samples):
-            _, g = _evaluate(fn, [x + d[k] for x, d in zip(xs, draws)], batch_size)
-            total = g if total is None else [[a + b for a, b in zip(ta, tb)]
-                                             for ta, tb in zip(total, g)]
-        grads = [[t / noise_samples for t in th] for th in total]
+        extras = [(rng.standard_normal((noise_samples,) + x.shape[1:]) * s).astype(np.float32)
+                  for x, s in zip(xs, sigma)]  # (K, ...) the same for every sample
+        k = noise_samples
     else:
-        _, grads = _evaluate(fn, xs, batch_size)
-    out = np.zeros((len(grads), len(xs), xs[0].shape[0]))
-    for h, gh in enumerate(grads):
-        for i, (g, x) in enumerate(zip(gh, xs)):
-            out[h, i] = _reduce(g * x if method == "input_x_gradient" else g)[0]
-    return out
+        extras, k = zeros, 1
+    factors = xs if method == "input_x_gradient" else ones
+    return evaluate_paths(fn, xs, [_Constant(0.0, x.shape) for x in xs], extras,
+                          np.zeros(k), np.full(k, 1.0 / k), factors, batch_size, with_profile)
+
+
+class _Constant:
+    """A read-only array of one value: slices materialise only the rows asked for."""
+
+    def __init__(self, value: float, shape: tuple):
+        self.value, self.shape = value, shape
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return np.full((len(range(*rows.indices(self.shape[0]))),) + self.shape[1:],
+                       self.value, np.float32)
 
 
 def _baseline(baseline, xs, bg, rng, names):
@@ -198,7 +187,7 @@ def _baseline(baseline, xs, bg, rng, names):
         if baseline == "zero":
             return [np.zeros_like(x) for x in xs]
         if baseline == "mean":
-            return [np.broadcast_to(b.mean(axis=0), x.shape).astype(np.float32)
+            return [np.broadcast_to(np.asarray(b, np.float32).mean(axis=0), x.shape)
                     for x, b in zip(xs, bg)]
         out = []
         for x in xs:
@@ -213,9 +202,10 @@ def _baseline(baseline, xs, bg, rng, names):
             raise ValueError(f"Expected a baseline for every input {list(names)}; received "
                              f"none for {missing}")
         baseline = [baseline[name] for name in names]
-    arrays = [np.asarray(b, np.float32) for b in baseline]
     out = []
-    for name, x, b in zip(names, xs, arrays):
+    for name, x, b in zip(names, xs, baseline):
+        b = np.asarray(b)
+        b = b.astype(x.dtype if x.dtype.kind in "iu" else np.float32)
         if b.shape == x.shape[1:]:
             b = np.broadcast_to(b, x.shape)
         if b.shape != x.shape or not np.all(np.isfinite(b)):
@@ -225,42 +215,40 @@ def _baseline(baseline, xs, bg, rng, names):
     return out
 
 
-def _integrated(fn, xs, base, steps, tolerance, max_steps, batch_size):
-    """Integrated gradients with automatic steps -> (effects, signed, gaps, steps used)."""
-    f_x, _ = _evaluate(fn, xs, batch_size)
-    f_b, _ = _evaluate(fn, base, batch_size)
-    delta = np.stack([(a - b).sum(axis=1) for a, b in zip(f_x, f_b)])  # (H, N)
-    s = int(steps) if steps else 16
+def _integrated(model, fn, xs, base, steps, quadrature, tolerance, max_steps, batch_size,
+                with_profile):
+    """Integrated gradients with automatic steps -> (Reduced, gaps (H, N), steps used)."""
+    forward = compiled_forward(model)
+    f_x = _totals(forward, xs, batch_size)
+    f_b = _totals(forward, base, batch_size)
+    delta = f_x - f_b  # (H, N)
+    deltas = [_Difference(x, b) for x, b in zip(xs, base)]
+    extras = [np.zeros((1,) + x.shape[1:], np.float32) for x in xs]
+    s = int(steps) if steps else 8
     while True:
-        effects, signed = _ig_pass(fn, xs, base, s, batch_size)
+        alphas, weights = quadrature_nodes(quadrature, s)
+        red = evaluate_paths(fn, base, deltas, extras, alphas, weights, deltas, batch_size,
+                             with_profile)
         # Relative gap; differences below 1e-6 (float32 noise of the outputs) are not divided.
-        gaps = np.abs(signed.sum(axis=1) - delta) / np.maximum(np.abs(delta), 1e-6)  # (H, N)
+        gaps = np.abs(red.signed_sum.sum(axis=1) - delta) / np.maximum(np.abs(delta), 1e-6)
         if steps or np.median(gaps) < tolerance or s >= max_steps:
-            return effects, signed, gaps, s
+            return red, gaps, s
         s *= 2
 
 
-def _ig_pass(fn, xs, base, steps, batch_size):
-    """One midpoint Riemann sum: all steps of a chunk of samples in one batch."""
-    n = xs[0].shape[0]
-    per = max(1, batch_size // steps)  # samples per gradient pass
-    alphas = ((np.arange(steps) + 0.5) / steps).astype(np.float32)  # (S,)
-    effects = signed = None
-    for start, stop in chunks(n, per):
-        b = stop - start
-        path = []
-        for x, x0 in zip(xs, base):
-            xb, x0b = x[start:stop], x0[start:stop]
-            shape = (1, steps) + (1,) * (x.ndim - 1)
-            pts = x0b[:, None] + alphas.reshape(shape) * (xb - x0b)[:, None]  # (b, S, ...)
-            path.append(pts.reshape((b * steps,) + x.shape[1:]))
-        _, grads = _evaluate(fn, path, max(batch_size, steps))
-        if effects is None:
-            effects = np.zeros((len(grads), len(xs), n))
-            signed = np.zeros_like(effects)
-        for h, gh in enumerate(grads):
-            for i, (g, x, x0) in enumerate(zip(gh, xs, base)):
-                mean_g = g.reshape((b, steps) + x.shape[1:]).mean(axis=1)  # (b, ...)
-                attr = (x[start:stop] - x0[start:stop]) * mean_g
-                effects[h, i, start:stop], signed[h, i, start:stop] = _reduce(attr)
-    return effects, signed
+class _Difference:
+    """x - baseline, computed per slice."""
+
+    def __init__(self, x, b):
+        self.x, self.b, self.shape = x, b, x.shape
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return (np.asarray(self.x[rows], np.float32) - np.asarray(self.b[rows], np.float32))
+
+
+def _totals(forward, xs, batch_size) -> np.ndarray:
+    """(H, N) each head's output summed over its units, in fixed-size chunks."""
+    outs = [run_chunk(forward, [np.asarray(x[a:b], np.float32) for x in xs], batch_size)
+            for a, b in chunks(xs[0].shape[0], batch_size)]
+    return np.stack([np.concatenate([o[h] for o in outs]).sum(axis=1)
+                     for h in range(len(outs[0]))])

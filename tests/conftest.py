@@ -6,6 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 from mtl_models import runs  # noqa: E402
+from probes.coupling import training_monitor  # noqa: E402
 
 # Small enough to train in seconds, large enough to beat the reference accuracies: 12 steps of
 # 16 symbols identify the author with Bayes accuracy ~0.98.
@@ -23,7 +24,8 @@ def tiny_runs(tiny_cache):
     """Trained tiny concat and separate runs, shared by every test that needs one."""
     out = {}
     for variant in ("concat", "separate"):
-        path, trained = runs.train_run(runs.TrainConfig(variant=variant, **TINY), cache=tiny_cache)
+        path, trained = runs.train_run(runs.TrainConfig(variant=variant, **TINY), cache=tiny_cache,
+                                       monitor=training_monitor)
         assert trained
         out[variant] = runs.load_run(path)
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from probes.cli.probe import ablate, attribute
+from probes.cli.shared import shared
 from probes.cli.train import structure, train
 
 
@@ -14,5 +15,5 @@ def main():
     """Measure how information flows through Keras multi-task models that share weights."""
 
 
-for _command in (train, structure, ablate, attribute):
+for _command in (train, structure, ablate, attribute, shared):
     main.add_command(_command)

@@ -81,7 +81,10 @@ def ensure_run(config: runs.TrainConfig, cache_dir, force: bool = False):
         writable_dir(final.parent, "cache")  # before a minute of training, not after
         import_tensorflow()
         progress(f"training {config.variant} (tasks {', '.join(config.tasks)}) ...")
-        path, trained = runs.train_run(config, cache=cache_dir, force=force, report=progress)
+        from probes.coupling import training_monitor
+
+        path, trained = runs.train_run(config, cache=cache_dir, force=force, report=progress,
+                                       monitor=training_monitor)
         return runs.load_run(path), trained
     except ValueError as err:
         fail(err)
@@ -250,6 +253,8 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
         target = writable_dir(src.run_dir / "probes", "run's probes")
     progress(f"{name} of {src.name} on {samples} samples ...")
     res, summary = run_probe(src, name, seed, params)
+    for note in res.params.get("notes", ()):
+        progress(note)
     extra = {}
     if compare:
         progress("ablation/shuffle on the same samples, to compare ...")
@@ -262,6 +267,7 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
             if summary.verdict[a, b] != ref.verdict[a, b]]
     if res.completeness_gap is not None:
         extra["completeness"] = {"steps": res.params["steps"],
+                                 "quadrature": res.params["quadrature"],
                                  "median_gap": res.params["median_gap"],
                                  "samples_over_5pct": res.params["samples_over_5pct"],
                                  "gap": res.completeness_gap.tolist()}
@@ -279,8 +285,8 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     print_matrix(res, summary)
     if "completeness" in extra:
         c = extra["completeness"]
-        click.echo(f"completeness: {c['steps']} steps, median relative gap "
-                   f"{c['median_gap']:.2e}, {c['samples_over_5pct']} samples above 5%")
+        click.echo(f"completeness: {c['steps']} {c['quadrature']} nodes, median relative "
+                   f"gap {c['median_gap']:.2e}, {c['samples_over_5pct']} samples above 5%")
     if compare:
         if extra["disagreements"]:
             for d in extra["disagreements"]:

@@ -7,6 +7,7 @@ import click
 from probes.ablation import MODES
 from probes.attribution import BASELINES, METHODS, SPACES
 from probes.cli.common import model_options, probe_command, probe_options
+from probes.gradients import QUADRATURES
 
 
 @click.command()
@@ -34,19 +35,23 @@ def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_js
               help="Integrated gradients' starting point (shuffle: each sample's own steps "
                    "in a random order).")
 @click.option("--steps", type=click.IntRange(1, 100000), default=None,
-              help="Integrated gradients' steps [default: doubled from 16 until the median "
-                   "relative completeness gap is under 1%].")
+              help="Integrated gradients' path nodes [default: doubled from 8 until the "
+                   "median relative completeness gap is under 1%].")
+@click.option("--quadrature", type=click.Choice(QUADRATURES), default="gauss_legendre",
+              show_default=True, help="Integrated gradients' nodes along the path: "
+              "Gauss-Legendre, midpoint Riemann sum or trapezoid.")
 @click.option("--space", type=click.Choice(SPACES), default="logit",
               show_default=True, help="Attribute the pre-sigmoid logit or the probability.")
 @click.option("--compare/--no-compare", default=True, show_default=True,
               help="Also run ablation (shuffle) and report cells where the verdicts differ.")
 @probe_options
-def attribute(method, baseline, steps, space, compare, samples, seed, batch_size, out_dir,
-              as_json, **kw):
+def attribute(method, baseline, steps, quadrature, space, compare, samples, seed, batch_size,
+              out_dir, as_json, **kw):
     """Gradient attribution of every head to every input, with the same statistics and
     verdicts as `probe ablate`, and the cells where the two disagree."""
     probe_command(kw, f"attribution/{method}", samples, seed, out_dir, as_json,
-                   {"baseline": baseline, "steps": steps, "space": space, "batch_size": batch_size},
+                   {"baseline": baseline, "steps": steps, "quadrature": quadrature,
+                    "space": space, "batch_size": batch_size},
                    compare=compare)
 
 

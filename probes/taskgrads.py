@@ -1,0 +1,201 @@
+"""Task gradients on shared weights: how the heads' losses pull on the weights they share.
+
+For every layer that more than one head uses (from the graph, per call site), each task's loss
+gradient with respect to that layer's weights: norms, pairwise cosine similarity and the conflict
+rate (share of mini-batches, or of training steps, where the cosine is negative). Yu et al., 2020
+("Gradient Surgery for Multi-Task Learning") call negative cosine a conflict; the lookahead task
+affinity is from Fifty et al., 2021 ("Efficiently Identifying Task Groupings").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from probes import data as pdata
+from probes.graph import structure
+
+ALL_SHARED = "(all shared)"
+
+
+def shared_layers(model) -> dict[str, tuple[str, ...]]:
+    """Layers with trainable weights upstream of more than one head -> those heads."""
+    s = structure(model)
+    out = {}
+    for layer in model.layers:
+        heads = s.heads_using(layer.name)
+        if layer.trainable_weights and len(heads) > 1:
+            out[layer.name] = heads
+    return out
+
+
+def own_variables(model, head: str) -> list:
+    """Trainable variables of the layers upstream of `head` and of no other head."""
+    s = structure(model)
+    return [v for layer in model.layers if s.heads_using(layer.name) == (head,)
+            for v in layer.trainable_weights]
+
+
+def head_loss(output, label):
+    """Mean loss of one head (tf): binary cross-entropy for outputs in [0, 1] with 0/1 labels
+    (sigmoid heads), squared error otherwise."""
+    import tensorflow as tf
+
+    p = tf.reshape(tf.cast(output, tf.float32), [tf.shape(output)[0], -1])
+    y = tf.reshape(tf.cast(label, tf.float32), tf.shape(p))
+    eps = 1e-7  # Keras' epsilon
+    bce = -(y * tf.math.log(tf.clip_by_value(p, eps, 1 - eps))
+            + (1 - y) * tf.math.log(tf.clip_by_value(1 - p, eps, 1 - eps)))
+    return tf.reduce_mean(bce)
+
+
+def loss_kinds(model) -> tuple[str, ...]:
+    """Per head: "bce" for a sigmoid output layer, else "mse"."""
+    kinds = []
+    for tensor in model.outputs:
+        act = getattr(tensor._keras_history.operation, "activation", None)
+        kinds.append("bce" if getattr(act, "__name__", None) == "sigmoid" else "mse")
+    return tuple(kinds)
+
+
+def loss_function(model):
+    """tf.function(xs, ys) -> (H,) mean loss per head."""
+    import tensorflow as tf
+
+    kinds = loss_kinds(model)
+    single = len(model.inputs) == 1
+
+    def losses(xs, ys):
+        outs = model(xs[0] if single else xs, training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        per = []
+        for o, y, kind in zip(outs, ys, kinds):
+            if kind == "bce":
+                per.append(head_loss(o, y))
+            else:
+                o = tf.reshape(tf.cast(o, tf.float32), [tf.shape(o)[0], -1])
+                per.append(tf.reduce_mean(tf.square(o - tf.reshape(tf.cast(y, tf.float32),
+                                                                   tf.shape(o)))))
+        return tf.stack(per)
+
+    return losses
+
+
+def gradient_function(model, variables):
+    """tf.function(xs, ys) -> (losses (H,), per head a list of gradients, one per variable)."""
+    import tensorflow as tf
+
+    losses = loss_function(model)
+
+    @tf.function(reduce_retracing=True)
+    def run(xs, ys):
+        with tf.GradientTape(persistent=True) as tape:
+            per = losses(xs, ys)
+            parts = tf.unstack(per)
+        grads = [tape.gradient(p, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                 for p in parts]
+        del tape
+        return per, grads
+
+    return run
+
+
+def pair_statistics(grads: list[list[np.ndarray]], groups: dict[str, list[int]]):
+    """Norms (G, H) and cosines (G, H, H) of the heads' gradients restricted to each group of
+    variables (indices into each head's gradient list)."""
+    h = len(grads)
+    norms = np.zeros((len(groups), h))
+    cosine = np.zeros((len(groups), h, h))
+    for g, idx in enumerate(groups.values()):
+        vecs = [np.concatenate([np.asarray(grads[k][j], np.float64).ravel() for j in idx])
+                for k in range(h)]
+        norms[g] = [np.linalg.norm(v) for v in vecs]
+        for a in range(h):
+            for b in range(h):
+                denom = norms[g, a] * norms[g, b]
+                cosine[g, a, b] = vecs[a] @ vecs[b] / denom if denom > 0 else 0.0
+    return norms, cosine
+
+
+def variable_groups(model) -> tuple[list, dict[str, list[int]]]:
+    """Every shared layer's variables, and the groups: one per shared layer plus all shared."""
+    layers = shared_layers(model)
+    variables, groups = [], {}
+    for name in layers:
+        start = len(variables)
+        variables.extend(model.get_layer(name).trainable_weights)
+        groups[name] = list(range(start, len(variables)))
+    if len(groups) > 1:
+        groups[ALL_SHARED] = list(range(len(variables)))
+    return variables, groups
+
+
+@dataclasses.dataclass(frozen=True)
+class Agreement:
+    """Task gradients on the shared weights over mini-batches.
+
+    Attributes:
+        heads: (H,); groups: (G,) shared layer names (plus "(all shared)" if several);
+        norms: (B, G, H); cosine: (B, G, H, H) per mini-batch; losses: (B, H).
+        full_cosine: (G, H, H) of the gradients over all samples together.
+    """
+
+    heads: tuple[str, ...]
+    groups: tuple[str, ...]
+    norms: np.ndarray
+    cosine: np.ndarray
+    losses: np.ndarray
+    full_cosine: np.ndarray
+    params: dict
+
+    def conflict_rate(self) -> np.ndarray:
+        """(G, H, H) share of mini-batches with negative cosine."""
+        return (self.cosine < 0).mean(axis=0)
+
+    def to_json(self) -> dict:
+        return {"heads": list(self.heads), "groups": list(self.groups),
+                "cosine_mean": self.cosine.mean(axis=0).tolist(),
+                "cosine_full": self.full_cosine.tolist(),
+                "conflict_rate": self.conflict_rate().tolist(),
+                "norm_mean": self.norms.mean(axis=0).tolist(),
+                "cosine": self.cosine.tolist(), "params": self.params}
+
+
+def agreement(model, inputs, labels, *, rng: np.random.Generator, batch_size: int = 64,
+              seed: int | None = None) -> Agreement:
+    """Each task's loss gradient on every shared layer, per mini-batch and over all samples.
+
+    Args:
+        inputs: {input name: (N, ...)}; labels: {head name: (N,)}; rng shuffles the samples
+        into mini-batches of `batch_size` (the last partial batch is dropped).
+    """
+    heads = pdata.output_names(model)
+    xs = pdata.canonical_inputs(model, inputs, "inputs")
+    ys = pdata.canonical_labels(model, labels, xs[0].shape[0])
+    variables, groups = variable_groups(model)
+    if not groups:
+        raise ValueError("Expected a layer with weights shared by at least two heads; "
+                         f"received a model whose heads {list(heads)} share no weights")
+    fn = gradient_function(model, variables)
+    n = xs[0].shape[0]
+    order = rng.permutation(n)
+    batches = [order[a:a + batch_size] for a in range(0, n - batch_size + 1, batch_size)]
+    if not batches:
+        raise ValueError(f"Expected at least --batch-size {batch_size} samples; received {n}")
+    norms, cosine, losses = [], [], []
+    total = None
+    for rows in batches:
+        per, grads = fn([np.asarray(x[rows], np.float32) for x in xs], [y[rows] for y in ys])
+        grads = [[np.asarray(g, np.float64) for g in gh] for gh in grads]
+        nm, cs = pair_statistics(grads, groups)
+        norms.append(nm)
+        cosine.append(cs)
+        losses.append(np.asarray(per, np.float64))
+        total = grads if total is None else [[a + b for a, b in zip(ta, tb)]
+                                             for ta, tb in zip(total, grads)]
+    _, full = pair_statistics(total, groups)
+    return Agreement(heads=heads, groups=tuple(groups), norms=np.stack(norms),
+                     cosine=np.stack(cosine), losses=np.stack(losses), full_cosine=full,
+                     params={"batch_size": batch_size, "batches": len(batches), "seed": seed,
+                             "samples": int(len(batches) * batch_size)})
