@@ -10,6 +10,7 @@ import importlib.util
 import math
 import re
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -204,8 +205,10 @@ def _load_error(err: Exception) -> str:
 
 
 def _is_zip(path: Path) -> bool:
+    """A zip archive from its first bytes (as numpy and Keras read it) to its end (its central
+    directory: a truncated archive has none)."""
     with open(path, "rb") as f:
-        return f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+        return f.read(4) in (b"PK\x03\x04", b"PK\x05\x06") and zipfile.is_zipfile(path)
 
 
 def load_npz(path, model) -> tuple[dict, dict | None, list[str]]:
@@ -234,8 +237,8 @@ def load_npz(path, model) -> tuple[dict, dict | None, list[str]]:
     try:
         z = np.load(path, allow_pickle=False)
     except Exception as err:  # noqa: BLE001 (zipfile, zlib, OSError...: a damaged file)
-        raise ValueError(f"Expected a readable .npz data file at {str(path)!r}; received "
-                         f"{type(err).__name__}: {err}") from None
+        raise ValueError(f"Expected a readable .npz data file at {str(path)!r}; received a "
+                         f"damaged one ({type(err).__name__}: {err})") from None
     with z:
         keys = list(z.files)
         chosen = {}
