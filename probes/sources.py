@@ -51,9 +51,11 @@ def _samples(samples: int | None, available: int, what: str) -> int:
 
 def from_run(run: runs.Run, samples: int | None,
              report: Callable[[str], None] = lambda line: None) -> Source:
-    """The first `samples` held-out pairs of a trained run (default 256), as lazy one-hot
-    arrays; pairs beyond the saved held-out set are generated deterministically (see
-    `Run.heldout`)."""
+    """The first `samples` held-out pairs of a trained run (default: 256, or all the saved
+    ones if fewer), as lazy one-hot arrays; pairs asked for beyond the saved held-out set are
+    generated deterministically (see `Run.heldout`)."""
+    if samples is None:
+        samples = min(DEFAULT_SAMPLES, run.config.n_heldout)
     samples = _samples(samples, MAX_RUN_SAMPLES, f"a run (at most {MAX_RUN_SAMPLES}: the "
                                                  "saved held-out pairs, then generated ones)")
     tweets, labels = run.heldout(samples, report=report)

@@ -1,7 +1,8 @@
-"""Users' files and options: every bad one ends in one line naming the problem and a non-zero
-exit, never a traceback; odd but valid ones (one input, one head, code opted in) give results.
+"""Users' model and data files: every bad one ends in one line naming the problem and a
+non-zero exit, never a traceback; odd but valid ones (one input, one head, code opted in) give
+results.
 
-Output directories, interrupts, big inputs and determinism: tests/test_robustness_output.py.
+Options, output directories, interrupts, big inputs, determinism: test_robustness_output.py.
 """
 
 import importlib.util
@@ -294,31 +295,3 @@ def test_a_model_whose_outputs_are_nan_is_an_error_not_a_verdict(tmp_path):
     paths = _save(tmp_path, model)
     error(["ablate", "--model", paths[0], "--data", paths[1]],
           "Expected finite outputs from head 'head'", "first at sample 0")
-
-
-# Options ---------------------------------------------------------------------------------
-
-VARIANTS = "'siamese' is not one of 'concat', 'separate', 'concat_mlp'"
-MODES = "'drop' is not one of 'shuffle', 'zero', 'mean', 'noise', 'occlusion'"
-
-
-@pytest.mark.parametrize("args,fragment", [
-    (["ablate", "--variant", "concat", "--samples", "-3"], "-3 is not in the range x>=1"),
-    (["ablate", "--variant", "siamese"], VARIANTS),
-    (["ablate", "--variant", "concat", "--mode", "drop"], MODES),
-    (["attribute", "--variant", "concat", "--method", "lrp"], "'lrp' is not one of"),
-    (["attribute", "--variant", "concat", "--steps", "0"], "0 is not in the range 1<=x<=100000"),
-    (["attribute", "--variant", "concat", "--steps", "100001"], "1<=x<=100000"),
-    (["ablate", "--variant", "concat", "--permutations", "0"], "1<=x<=1000"),
-    (["ablate", "--variant", "concat", "--batch-size", "0"], "0 is not in the range x>=1"),
-    (["train", "--seq-len", "1"], "1 is not in the range x>=2"),
-    (["train", "--task-1", "nand"], "'nand' is not one of"),
-    (["train", "--same-rate", "2"], "2.0 is not in the range 0<=x<=1"),
-])
-def test_bad_options_list_the_valid_choices(args, fragment):
-    error(args, fragment, code=2)
-
-
-def test_occlusion_window_longer_than_the_input(files):
-    error(["ablate", "--model", files / "model.keras", "--data", files / "data.npz", "--mode",
-           "occlusion", "--window", "9"], "Expected an occlusion window in [1, 4]; received 9")

@@ -1,4 +1,5 @@
-"""Output directories, interrupted runs, inputs beyond the saved held-out set, determinism.
+"""Options, output directories, interrupted runs, damaged run directories, inputs beyond the
+saved held-out set, determinism.
 
 Every failure ends in one line naming the problem and a non-zero exit; an interrupted run leaves
 no partial result and no half-trained model that a later run could reuse.
@@ -6,6 +7,7 @@ no partial result and no half-trained model that a later run could reuse.
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -37,6 +39,38 @@ def _ablate(files, out, *extra):
 
 
 STEM = "ablation-zero-n30-seed0"
+
+
+# Options ---------------------------------------------------------------------------------
+
+VARIANTS = "'siamese' is not one of 'concat', 'separate', 'concat_mlp'"
+MODES = "'drop' is not one of 'shuffle', 'zero', 'mean', 'noise', 'occlusion'"
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["ablate", "--variant", "concat", "--samples", "-3"], "-3 is not in the range x>=1"),
+    (["ablate", "--variant", "siamese"], VARIANTS),
+    (["ablate", "--variant", "concat", "--mode", "drop"], MODES),
+    (["attribute", "--variant", "concat", "--method", "lrp"], "'lrp' is not one of"),
+    (["attribute", "--variant", "concat", "--steps", "0"], "0 is not in the range 1<=x<=100000"),
+    (["attribute", "--variant", "concat", "--steps", "100001"], "1<=x<=100000"),
+    (["ablate", "--variant", "concat", "--permutations", "0"], "1<=x<=1000"),
+    (["ablate", "--variant", "concat", "--batch-size", "0"], "0 is not in the range x>=1"),
+    (["train", "--seq-len", "1"], "1 is not in the range x>=2"),
+    (["train", "--task-1", "nand"], "'nand' is not one of"),
+    (["train", "--same-rate", "2"], "2.0 is not in the range 0<=x<=1"),
+])
+def test_bad_options_list_the_valid_choices(args, fragment):
+    error(args, fragment, code=2)
+
+
+def test_occlusion_window_longer_than_the_input(files):
+    error(["ablate", "--model", files / "model.keras", "--data", files / "data.npz", "--mode",
+           "occlusion", "--window", "9"], "Expected an occlusion window in [1, 4]; received 9")
+
+
+# Output ----------------------------------------------------------------------------------
+
 
 
 def test_a_missing_out_directory_is_created(files, tmp_path):
@@ -189,3 +223,16 @@ def test_same_seed_same_json_bit_for_bit(files, tiny_runs, tmp_path, source):
     np.testing.assert_array_equal(a.effects, b.effects)
     other = cli(args[:-5] + ["--seed", "8", "--permutations", "2", "--json"])
     assert json.loads(other.stdout)["effect"] != json.loads(first.stdout)["effect"]  # guard
+
+
+# Damaged run directories -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name,fragment", [
+    ("heldout.npz", "Expected held-out data in"),
+    ("model.keras", "Expected a loadable model.keras in"),
+])
+def test_a_damaged_run_directory_is_named(tiny_runs, tmp_path, name, fragment):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["separate"].path, run)
+    (run / name).write_bytes((run / name).read_bytes()[:100])
+    error(["ablate", "--run", run, "--mode", "zero"], fragment, str(run))

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import tempfile
-import threading
-from pathlib import Path
 
 import click
 
 from mtl_models import runs
 from mtl_models.tweets import DEFAULT_TASKS, TASKS
 from mtl_models.variants import VARIANTS
+from probes.cli.guard import deferred_interrupt, writable_dir
 from probes.text import table
 
 
@@ -91,38 +86,6 @@ def ensure_run(config: runs.TrainConfig, cache_dir, force: bool = False):
     except OSError as err:
         fail(ValueError(f"Expected a writable cache directory; received {str(final.parent)!r}: "
                         f"{err.strerror or err}"))
-
-
-def writable_dir(path, what: str) -> Path:
-    """`path` as a directory we can write files into (created if missing), or the command
-    ends with one line naming it."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".write-test-", dir=path)
-        os.close(fd)
-        os.unlink(name)
-    except OSError as err:
-        fail(ValueError(f"Expected a writable {what} directory; received {str(path)!r}: "
-                        f"{err.strerror or err}"))
-    return path
-
-
-@contextlib.contextmanager
-def deferred_interrupt():
-    """Holds Ctrl-C until the block is done (then raises it): a result's .npz and .json are
-    written as a pair, never one without the other."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda *args: caught.append(args))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
 
 
 def fail(err: Exception):
@@ -240,7 +203,9 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     from probes import stats
 
     selection(kw, need_data=True)
-    target = out_dir and writable_dir(out_dir, "--out")  # checked before the work, not after
+    target = None
+    if out_dir:
+        target = writable_dir(out_dir, "--out")  # checked before the work, not after
     requested = samples
     src = source(kw, samples)
     for note in src.notes:
