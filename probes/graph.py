@@ -34,6 +34,8 @@ class Structure:
         call_sites: layer name -> number of its call sites in this model (layers with weights
             or several calls; input layers excluded).
         weighted: names of layers that own trainable weights.
+        edges: (from, to) between graph nodes upstream of a head: an input's name, or
+            "layer#index" for a call site.
     """
 
     heads: tuple[str, ...]
@@ -42,6 +44,7 @@ class Structure:
     upstream: dict[str, frozenset[CallSite]]
     call_sites: dict[str, int]
     weighted: frozenset[str]
+    edges: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def shared(self) -> dict[str, int]:
@@ -58,7 +61,8 @@ class Structure:
                 "shared_layers": self.shared,
                 "call_sites": self.call_sites,
                 "layers_per_head": {h: sorted({s.layer for s in self.upstream[h]})
-                                    for h in self.heads}}
+                                    for h in self.heads},
+                "edges": sorted(self.edges)}
 
 
 def input_names(model) -> tuple[str, ...]:
@@ -76,8 +80,9 @@ def structure(model) -> Structure:
     reach = np.zeros((len(heads), len(inputs)), dtype=bool)
     upstream = {}
     seen_sites: dict[str, set[int]] = {}
+    edges = set()
     for h, tensor in enumerate(model.outputs):
-        sites, found = _walk(tensor)
+        sites, found = _walk(tensor, edges)
         upstream[heads[h]] = frozenset(sites)
         for name in found:
             reach[h, inputs.index(name)] = True
@@ -85,11 +90,21 @@ def structure(model) -> Structure:
             seen_sites.setdefault(site.layer, set()).add(site.index)
     weighted = frozenset(layer.name for layer in model.layers if layer.trainable_weights)
     return Structure(heads=heads, inputs=inputs, reach=reach, upstream=upstream,
-                     call_sites={k: len(v) for k, v in seen_sites.items()}, weighted=weighted)
+                     call_sites={k: len(v) for k, v in seen_sites.items()}, weighted=weighted,
+                     edges=frozenset(edges))
 
 
-def _walk(tensor) -> tuple[set[CallSite], set[str]]:
-    """Call sites upstream of `tensor` and the input layers it reaches (iterative DFS)."""
+def _node_id(tensor) -> str:
+    history = tensor._keras_history
+    node = history.operation._inbound_nodes[history.node_index]
+    if not node.input_tensors:
+        return history.operation.name
+    return f"{history.operation.name}#{history.node_index}"
+
+
+def _walk(tensor, edges: set | None = None) -> tuple[set[CallSite], set[str]]:
+    """Call sites upstream of `tensor` and the input layers it reaches (iterative DFS); adds
+    (from, to) node edges to `edges`."""
     sites, found = set(), set()
     stack = [tensor]
     visited = set()
@@ -105,5 +120,8 @@ def _walk(tensor) -> tuple[set[CallSite], set[str]]:
             found.add(operation.name)
             continue
         sites.add(CallSite(operation.name, index))
+        if edges is not None:
+            here = f"{operation.name}#{index}"
+            edges.update((_node_id(t), here) for t in node.input_tensors)
         stack.extend(node.input_tensors)
     return sites, found

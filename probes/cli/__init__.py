@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from probes.cli.paths import paths
 from probes.cli.probe import ablate, attribute
+from probes.cli.report import report
 from probes.cli.shared import shared
 from probes.cli.train import structure, train
 
@@ -15,5 +17,5 @@ def main():
     """Measure how information flows through Keras multi-task models that share weights."""
 
 
-for _command in (train, structure, ablate, attribute, shared):
+for _command in (report, train, structure, ablate, attribute, shared, paths):
     main.add_command(_command)

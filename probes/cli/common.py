@@ -235,6 +235,7 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
                                  "quadrature": res.params["quadrature"],
                                  "median_gap": res.params["median_gap"],
                                  "samples_over_5pct": res.params["samples_over_5pct"],
+                                 "converged": res.params["converged"],
                                  "gap": res.completeness_gap.tolist()}
     if target:
         try:
@@ -252,6 +253,10 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
         c = extra["completeness"]
         click.echo(f"completeness: {c['steps']} {c['quadrature']} nodes, median relative "
                    f"gap {c['median_gap']:.2e}, {c['samples_over_5pct']} samples above 5%")
+        if not res.params["converged"]:
+            click.echo(f"WARNING: the median completeness gap is above "
+                       f"{res.params['tolerance']:.0%}: the attributions are approximate "
+                       "(more --steps, or --baseline shuffle, may help)")
     if compare:
         if extra["disagreements"]:
             for d in extra["disagreements"]:

@@ -31,36 +31,16 @@ def shared(samples, minibatch, learning_rate, seed, batch_size, out_dir, as_json
     share (norms, cosine, conflict rate), recorded over training and at the final weights;
     how far one task's gradient step moves the other heads (a step on a head's own weights
     must move the others by exactly 0.0); and the lookahead task affinity."""
-    import numpy as np
-
     from mtl_models import atomic
-    from probes.coupling import coupling
-    from probes.taskgrads import agreement
 
     src = source(kw, samples)
-    if src.labels is None:
-        fail(ValueError("Expected labels for every head in --data (arrays named by the "
-                        "model's outputs) to compute task losses; received none"))
     n = len(next(iter(src.inputs.values())))
     progress(f"task gradients of {src.name} on {n} samples ...")
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5AED]))
     try:
-        agree = agreement(src.model, src.inputs, src.labels, rng=rng, batch_size=minibatch,
-                          seed=seed)
-        couple = coupling(src.model, src.inputs, src.labels, learning_rate=learning_rate,
-                          batch_size=batch_size, seed=seed)
+        out, agree, couple = shared_record(src, seed=seed, minibatch=minibatch, learning_rate=learning_rate,
+                                           batch_size=batch_size)
     except ValueError as err:
         fail(err)
-    training = None
-    if src.run_dir is not None:
-        from mtl_models import runs
-
-        try:
-            training = runs.load_run(src.run_dir).taskgrads()
-        except ValueError as err:
-            fail(err)
-    out = {"probe": "shared", "model": src.name, "samples": n,
-           "agreement": agree.to_json(), "coupling": couple.to_json(), "training": training}
     target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
     if target:
         try:
@@ -73,7 +53,35 @@ def shared(samples, minibatch, learning_rate, seed, batch_size, out_dir, as_json
     if as_json:
         click.echo(json.dumps(out))
         return
-    _print(agree, couple, training)
+    _print(agree, couple, out["training"])
+
+
+def shared_record(src, *, seed: int, minibatch: int = 64, learning_rate: float = 1e-2,
+                  batch_size: int = 256):
+    """(JSON record, Agreement, Coupling) of `probe shared` for a source (raises ValueError
+    on bad input)."""
+    import numpy as np
+
+    from probes.coupling import coupling
+    from probes.taskgrads import agreement
+
+    if src.labels is None:
+        raise ValueError("Expected labels for every head in --data (arrays named by the "
+                         "model's outputs) to compute task losses; received none")
+    n = len(next(iter(src.inputs.values())))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5AED]))
+    agree = agreement(src.model, src.inputs, src.labels, rng=rng, batch_size=minibatch,
+                      seed=seed)
+    couple = coupling(src.model, src.inputs, src.labels, learning_rate=learning_rate,
+                      batch_size=batch_size, seed=seed)
+    training = None
+    if src.run_dir is not None:
+        from mtl_models import runs
+
+        training = runs.load_run(src.run_dir).taskgrads()
+    return {"probe": "shared", "model": src.name, "samples": n, "seed": seed,
+            "agreement": agree.to_json(), "coupling": couple.to_json(),
+            "training": training}, agree, couple
 
 
 def _print(agree, couple, training):

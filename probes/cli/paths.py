@@ -1,0 +1,133 @@
+"""`probe paths`: the exact split of each head over the call sites it concatenates, and the
+interaction contrast of each pair of inputs."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from probes.cli.common import fail, model_options, probe_options, progress, source
+from probes.text import table
+
+
+@click.command()
+@model_options
+@click.option("--pairs", type=click.IntRange(1), default=None,
+              help="Sample pairs (a, b), (a', b') per input pair for the interaction contrast "
+                   "[default: the number of samples].")
+@click.option("--tolerance", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=1e-5, show_default=True,
+              help="Mean |contrast| / logit std below which a head is additive (float noise).")
+@probe_options
+def paths(pairs, tolerance, samples, seed, batch_size, out_dir, as_json, **kw):
+    """What each head gets from each call site, and whether it combines inputs additively.
+
+    A Dense head on a concatenation splits exactly into one term per concatenated call site
+    (the shared layer on each input) plus its bias; the interaction contrast f(a,b) - f(a',b) -
+    f(a,b') + f(a',b') in logit space is float noise exactly when the head is additive in the
+    two inputs."""
+    from mtl_models import atomic
+
+    src = source(kw, samples)
+    for note in src.notes:
+        if not note.startswith("no labels"):  # paths use no labels
+            progress(note)
+    n = len(next(iter(src.inputs.values())))
+    progress(f"paths of {src.name} on {n} samples ...")
+    try:
+        out, dec, inter, summary = paths_record(src, seed=seed, pairs=pairs,
+                                                tolerance=tolerance, batch_size=batch_size)
+    except ValueError as err:
+        fail(err)
+    if inter is None:
+        progress("the model has one input: no interaction contrast")
+    target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
+    if target:
+        try:
+            target = _mkdir(target)
+            saved = atomic.write_json(target / f"paths-n{n}-seed{seed}.json", out)
+        except OSError as err:
+            fail(ValueError(f"Expected a writable --out directory; received {target}: "
+                            f"{err.strerror}"))
+        progress(f"saved {saved}")
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    _print_decomposition(dec, n)
+    if inter is not None:
+        click.echo("")
+        _print_interaction(inter, summary)
+
+
+def paths_record(src, *, seed: int, pairs=None, tolerance: float = 1e-5,
+                 batch_size: int = 256):
+    """(JSON record, decomposition, interaction or None, its summary) for a source."""
+    import numpy as np
+
+    from probes.paths import decompose, interaction
+
+    n = len(next(iter(src.inputs.values())))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9A75]))
+    inter = summary = None
+    dec = decompose(src.model, src.inputs, batch_size=batch_size, seed=seed,
+                    model_name=src.name)
+    if len(src.inputs) > 1:
+        inter = interaction(src.model, src.inputs, rng=rng, pairs=pairs, tolerance=tolerance,
+                            batch_size=batch_size, seed=seed, model_name=src.name)
+        summary = inter.summary()
+    out = {"probe": "paths", "model": src.name, "samples": n, "seed": seed,
+           "decomposition": dec.to_json(),
+           "interaction": inter.to_json(summary) if inter else None}
+    return out, dec, inter, summary
+
+
+def _mkdir(path):
+    from pathlib import Path
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _print_decomposition(dec, n):
+    click.echo(f"decomposition of {dec.model} on {n} samples: pre-activation = sum of parts + "
+               "bias")
+    rows, notes = [], []
+    for split in dec.splits:
+        s = split.summary()
+        for k, part in enumerate(s["parts"]):
+            rows.append([s["target"], part, ", ".join(s["part_inputs"][k]), f"{s['mean'][k]:.4g}",
+                         f"{s['std'][k]:.4g}", f"{s['share_raw'][k]:.3f}",
+                         f"{s['share_centred'][k]:.3f}"])
+        if s["kind"] == "not_decomposable":
+            rows.append([s["target"], "(not decomposable)", "-", "-", "-", "-", "-"])
+            notes.append(s["reason"])
+            continue
+        rows.append([s["target"], "bias", "", f"{s['bias']:.4g}", "0",
+                     f"{s['share_raw_bias']:.3f}", "0"])
+        notes.append(f"{s['reason']}; max |parts + bias - logit| = {s['max_abs_residual']:.2e} "
+                     f"(logit std {s['logit_std']:.4g})")
+    click.echo(table(["head", "part", "inputs", "mean", "std", "share raw", "share centred"],
+                     rows, align="lllrrrr"))
+    for note in notes:
+        click.echo(note)
+    click.echo("share raw: mean |term| / sum of mean |term| (bias included); share centred: the "
+               "same after subtracting each term's mean over samples")
+
+
+def _print_interaction(inter, s):
+    ci = round(100 * s.settings["confidence"])
+    click.echo(f"interaction of {inter.model} over {inter.rows.shape[0]} sample pairs "
+               "(logit space)")
+    rows = []
+    for t, target in enumerate(inter.targets):
+        for q, (i, j) in enumerate(inter.input_pairs):
+            rows.append([target, f"{i} x {j}", f"{s.mean_abs[t, q]:.3g}",
+                         f"[{s.ci_low[t, q]:.3g}, {s.ci_high[t, q]:.3g}]",
+                         f"{s.logit_std[t]:.4g}", f"{s.relative[t, q]:.3g}", s.verdict[t, q]])
+    click.echo(table(["head", "inputs", "mean |contrast|", f"{ci}% CI", "logit std", "relative",
+                      "verdict"], rows, align="llrrrrl"))
+    click.echo("contrast f(a,b) - f(a',b) - f(a,b') + f(a',b'); relative = mean |contrast| / "
+               f"logit std; additive: the {ci}% CI of the relative contrast is below "
+               f"{s.settings['tolerance']:g} (float noise), interacts: above it")

@@ -1,0 +1,50 @@
+"""The PDF: one page per figure, written atomically. Reads saved results only."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+from matplotlib.backends.backend_pdf import PdfPages
+
+from mtl_models import atomic
+from reports.load import load_subject
+from reports.pages_answer import page_accuracy, page_answer, page_matrices, page_models
+from reports.pages_weights import (
+    page_concat,
+    page_profiles,
+    page_provenance,
+    page_shared,
+)
+
+# TrueType fonts keep the text searchable and extractable from the PDF.
+matplotlib.rcParams["pdf.fonttype"] = 42
+
+PAGES = (page_answer, page_models, page_accuracy, page_matrices, page_profiles, page_shared,
+         page_concat)
+
+
+def build(subject_dirs, out, *, probe_names, samples: int, seed: int, png_dir=None,
+          benchmark_png=None, progress=lambda line: None) -> Path:
+    """Loads every subject directory and writes the report to `out` (and PNGs of the pages
+    to `png_dir` if given). Returns the PDF path. Raises ValueError on a missing result."""
+    subjects = [load_subject(d, probe_names, samples, seed) for d in subject_dirs]
+    figures = [page(subjects) for page in PAGES]
+    figures.append(page_provenance(subjects, benchmark_png))
+    buf = io.BytesIO()
+    with PdfPages(buf, metadata={"Title": "mtl-probe report: "
+                                 + " vs ".join(s.name for s in subjects),
+                                 "Creator": "mtl-probe"}) as pdf:
+        for k, fig in enumerate(figures, 1):
+            progress(f"page {k}/{len(figures)}")
+            pdf.savefig(fig)
+    path = atomic.write_bytes(Path(out), buf.getvalue())
+    if png_dir is not None:
+        png_dir = Path(png_dir)
+        png_dir.mkdir(parents=True, exist_ok=True)
+        for k, fig in enumerate(figures, 1):
+            png = io.BytesIO()
+            fig.savefig(png, format="png", dpi=110)
+            atomic.write_bytes(png_dir / f"page-{k}.png", png.getvalue())
+    return path

@@ -1,0 +1,90 @@
+import subprocess
+import sys
+
+import pypdf
+import pytest
+from click.testing import CliRunner
+
+from probes.cli import main
+from tests import models as m
+
+
+def _text(pdf_path) -> tuple[int, str]:
+    reader = pypdf.PdfReader(str(pdf_path))
+    return len(reader.pages), "\n".join(page.extract_text() for page in reader.pages)
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tiny_runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.pdf"
+    args = ["report", "--out", str(out), "--samples", "64"]
+    for variant in ("concat", "separate"):
+        args += ["--run", str(tiny_runs[variant].path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out, tiny_runs
+
+
+def test_report_pages_and_text(tiny_report):
+    out, _ = tiny_report
+    pages, text = _text(out)
+    assert pages >= 8
+    for word in ("concat", "separate", "tweet_a", "tweet_b", "head_1", "head_2",
+                 "shared_lstm", "multi-task", "structural_zero", "interaction contrast"):
+        assert word in text, word
+    # The first page's paragraph is generated from the numbers, not fixed text.
+    assert "share 0." in text and "Only concat lets a head use information" in text
+
+
+def test_report_is_built_from_saved_results_without_tensorflow(tiny_report, tmp_path):
+    out, runs = tiny_report
+    # Build again in a fresh interpreter from the saved directories only: TensorFlow must not
+    # be imported (nothing is recomputed), and the pages are the same count.
+    again = tmp_path / "again.pdf"
+    code = ("import sys; from reports.build import build; from probes.cli.report import "
+            "REPORT_PROBES; "
+            f"build([{str(runs['concat'].path)!r}, {str(runs['separate'].path)!r}], "
+            f"{str(again)!r}, probe_names=list(REPORT_PROBES), samples=64, seed=0); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+    assert _text(again)[0] == _text(out)[0]
+
+
+def test_report_reuses_saved_results(tiny_report):
+    out, runs = tiny_report
+    result = CliRunner().invoke(main, ["report", "--out", str(out), "--samples", "64",
+                                       "--run", str(runs["concat"].path)])
+    assert result.exit_code == 0
+    assert "every result is saved: nothing to compute" in result.output
+
+
+def test_report_on_a_users_three_input_model(tmp_path):
+    import numpy as np
+
+    model = m.three_by_three()
+    model.save(tmp_path / "m.keras")
+    x = m.random_inputs(model, 40)
+    rng = np.random.default_rng(0)
+    labels = {h: rng.integers(0, 2, 40) for h in ("h_ab", "h_b", "h_zero")}
+    np.savez(tmp_path / "d.npz", **x, **labels)
+    out = tmp_path / "user.pdf"
+    result = CliRunner().invoke(main, ["report", "--model", str(tmp_path / "m.keras"),
+                                       "--data", str(tmp_path / "d.npz"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    pages, text = _text(out)
+    assert pages >= 8
+    for word in ("x1", "x2", "x3", "h_ab", "h_b", "h_zero", "structural_zero"):
+        assert word in text, word
+
+
+def test_report_bad_input_is_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["report", "--variants", "concat,nope",
+                                       "--out", str(tmp_path / "r.pdf")])
+    assert result.exit_code == 2 and "nope" in result.output
+    result = CliRunner().invoke(main, ["report", "--out", str(tmp_path / "no" / "r.pdf"),
+                                       "--run", str(tmp_path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "r.pdf").exists()
