@@ -116,8 +116,9 @@ def canonical_labels(model, labels, n: int) -> list[np.ndarray]:
                              f"shape {y.shape}")
         y = y.astype(np.float64).reshape(n, -1) if y.size else y.reshape(n, 0)
         if width is not None and y.shape[1] != width:
-            raise ValueError(f"Expected labels for head {head!r} of shape ({n},) + {units} "
-                             f"({width} per sample); received {np.shape(labels[head])}")
+            shapes = f"({n},) or ({n}, {width})" if width == 1 else f"({n}, {width})"
+            raise ValueError(f"Expected labels for head {head!r} with {width} value(s) per "
+                             f"sample, shape {shapes}; received {np.shape(labels[head])}")
         if not np.all(np.isfinite(y)):
             raise ValueError(f"Expected finite labels for head {head!r}; received NaN or inf")
         out.append(y)

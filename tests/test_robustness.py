@@ -212,7 +212,7 @@ def _good(n=N, seed=0):
     (lambda d: d.update(x1=np.array([object()] * 3, dtype=object)),
      ["object array for input 'x1'", "unpickling"]),
     (lambda d: d.update(h_ab=np.ones(N - 1)), ["Expected 30 labels for head 'h_ab'"]),
-    (lambda d: d.update(h_ab=np.ones((N, 2))), ["labels for head 'h_ab' of shape (30,)"]),
+    (lambda d: d.update(h_ab=np.ones((N, 2))), ["labels for head 'h_ab' with 1 value(s)", "(30,) or (30, 1); received (30, 2)"]),
     (lambda d: d.update(h_ab=np.full(N, np.nan)), ["Expected finite labels for head 'h_ab'"]),
     (lambda d: d.update(h_ab=np.array(["yes"] * N)), ["Expected numeric labels", "'h_ab'"]),
 ])
