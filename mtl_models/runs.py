@@ -21,6 +21,8 @@ import os
 import platform
 import subprocess
 import time
+import zipfile
+import zlib
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -41,6 +43,10 @@ from mtl_models.variants import HEADS, VARIANTS
 
 # Bump when the saved layout or the training procedure changes, so old caches are not reused.
 FORMAT_VERSION = 1
+# Held-out pairs beyond the saved ones are generated in blocks of this size, each from its own
+# child seed of the run's data seed (EXTRA_KEY keeps them apart from every other stream).
+EXTRA_BLOCK = 1000
+EXTRA_KEY = 0xE87A
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,6 +191,9 @@ def train_run(config: TrainConfig, *, cache: Path | None = None, force: bool = F
     fitted = training.fit(model, train_set, val_set, spec, config.tasks, epochs=config.epochs,
                           batch_size=config.batch_size, patience=config.patience,
                           seed=seeds["shuffle"], report=report, callbacks=callbacks)
+    if fitted.best_epoch < 0:
+        raise ValueError(f"Expected a finite validation loss in some epoch; received none in "
+                         f"{config.epochs} epoch(s) (try a lower --learning-rate)")
     predicted = training.predict(model, heldout, config.features)
     accuracy = evaluate(predicted, heldout, spec, config.tasks)
     with atomic.staging_dir(final) as tmp:
@@ -232,12 +241,40 @@ class Run:
         args["tasks"] = tuple(args["tasks"])
         return TrainConfig(**args)
 
-    def heldout(self) -> tuple[TweetSet, dict[str, np.ndarray]]:
-        """Held-out tweets and their labels per head."""
-        with np.load(self.path / "heldout.npz", allow_pickle=False) as z:
-            tweets = TweetSet(z["codes_a"], z["codes_b"], z["author_a"], z["author_b"])
-            labels = {h: z[h] for h in HEADS}
-        return tweets, labels
+    def heldout(self, n: int | None = None, report: Callable[[str], None] = lambda line: None
+                ) -> tuple[TweetSet, dict[str, np.ndarray]]:
+        """The first `n` held-out tweet pairs (default: the saved ones) and labels per head.
+
+        Pairs beyond the saved `n_heldout` are drawn from the run's world in blocks of
+        EXTRA_BLOCK, block b from SeedSequence([data seed, EXTRA_KEY, b]): the same `n` always
+        gives the same pairs, and the first pairs of a larger `n` are those of a smaller one.
+        """
+        try:
+            with np.load(self.path / "heldout.npz", allow_pickle=False) as z:
+                tweets = TweetSet(z["codes_a"], z["codes_b"], z["author_a"], z["author_b"])
+                labels = {h: z[h] for h in HEADS}
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile, zlib.error) as err:
+            raise ValueError(f"Expected held-out data in {self.path / 'heldout.npz'}; "
+                             f"received {type(err).__name__}: {err}") from None
+        saved = len(tweets)
+        if n is None or n <= saved:
+            rows = np.arange(saved if n is None else n)
+            return tweets.take(rows), {h: y[rows] for h, y in labels.items()}
+        config, seeds = self.config, self.config.seeds()
+        spec = config.spec(world_seed=seeds["world"])
+        blocks = -(-(n - saved) // EXTRA_BLOCK)
+        report(f"generating {n - saved} held-out pairs beyond the {saved} saved in the run "
+               f"(from its world and data seed, {blocks} block(s) of {EXTRA_BLOCK}) ...")
+        extra = [generate(spec, EXTRA_BLOCK,
+                          np.random.default_rng(np.random.SeedSequence([seeds["data"],
+                                                                        EXTRA_KEY, b])))
+                 for b in range(blocks)]
+        parts = [tweets] + extra
+        merged = TweetSet(*(np.concatenate(f)[:n] for f in
+                            zip(*(dataclasses.astuple(p) for p in parts))))
+        labels = {h: np.concatenate([labels[h]] + [p.labels(t, spec) for p in extra])[:n]
+                  for h, t in zip(HEADS, config.tasks)}
+        return merged, labels
 
     def taskgrads(self) -> dict | None:
         """The training-time record of task gradients (taskgrads.json), or None if the run was
@@ -256,7 +293,12 @@ class Run:
     def model(self):
         import keras
 
-        return keras.saving.load_model(self.path / "model.keras", safe_mode=True)
+        try:
+            return keras.saving.load_model(self.path / "model.keras", safe_mode=True)
+        except Exception as err:  # noqa: BLE001 (Keras raises many types for a bad file)
+            raise ValueError(f"Expected a loadable model.keras in {self.path} (--force trains "
+                             f"again); received {type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''}") from None
 
 
 def load_run(path) -> Run:

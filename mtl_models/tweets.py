@@ -210,10 +210,12 @@ def generate(spec: TweetSpec, n: int, rng: np.random.Generator) -> TweetSet:
 
 
 def one_hot(codes: np.ndarray, features: int) -> np.ndarray:
-    """(N, T) codes -> (N, T, F) float32 one-hot; PAD rows are all zero."""
+    """(...) codes -> (..., F) float32 one-hot, e.g. (N, T) -> (N, T, F); PAD rows are all zero."""
+    codes = np.asarray(codes)
     out = np.zeros(codes.shape + (features,), dtype=np.float32)
-    n_idx, t_idx = np.nonzero(codes != PAD)
-    out[n_idx, t_idx, codes[n_idx, t_idx]] = 1.0
+    flat, c = out.reshape(-1, features), codes.reshape(-1)  # views: any leading shape
+    rows = np.flatnonzero(c != PAD)
+    flat[rows, c[rows]] = 1.0
     return out
 
 

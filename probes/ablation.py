@@ -36,7 +36,8 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
 
     Args:
         model: a functional Keras model.
-        inputs: {input name: (N, ...) array} or a list in model order.
+        inputs: {input name: (N, ...) array} or a list in model order; arrays or lazy
+            OneHot inputs, read one chunk of rows at a time.
         rng: source of the permutations and noise.
         mode: one of MODES.
         labels: optional {head name: (N,) or (N, C)} for loss effects.
@@ -75,8 +76,9 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
     ys = pdata.canonical_labels(model, labels, n) if labels is not None else None
     plans = [_plan(mode, x, b, ids, rng, permutations, window, noise_scale)
              for x, b in zip(xs, bg)]
-    effects, loss_effects, profile = _ablate(compiled_forward(model), xs, plans, ys, batch_size)
     heads = pdata.output_names(model)
+    effects, loss_effects, profile = _ablate(compiled_forward(model), xs, plans, ys, batch_size,
+                                             heads)
     params = {"mode": mode, "seed": seed, "batch_size": int(batch_size)}
     if mode in ("shuffle", "noise"):
         params["permutations"] = int(permutations)
@@ -134,15 +136,19 @@ def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale) -> _Plan:
     return _Plan(-(-steps // w), occlude, window=w)
 
 
-def _ablate(forward, xs, plans, ys, batch_size):
-    """Effects (H, I, N), loss effects (H, I, N) or None, occlusion profile or None."""
+def _ablate(forward, xs, plans, ys, batch_size, heads):
+    """Effects (H, I, N), loss effects (H, I, N) or None, occlusion profile or None.
+
+    Inputs are read only as row slices and index arrays of one chunk at a time, so a lazy
+    input (OneHot) is encoded chunk by chunk: memory is bounded by `batch_size`.
+    """
     n = xs[0].shape[0]
     n_in = len(xs)
     effects = loss_fx = profile = None
     for start, stop in chunks(n, batch_size):
         rows = np.arange(start, stop)
         chunk = [x[start:stop] for x in xs]
-        base = run_chunk(forward, chunk, batch_size)  # H x (b, C)
+        base = _finite(run_chunk(forward, chunk, batch_size), heads, start)  # H x (b, C)
         if effects is None:
             h = len(base)
             effects = np.zeros((h, n_in, n))
@@ -154,7 +160,7 @@ def _ablate(forward, xs, plans, ys, batch_size):
             for k in range(plan.count):
                 altered = list(chunk)
                 altered[i] = plan.variant(k, rows, chunk[i])
-                out = run_chunk(forward, altered, batch_size)
+                out = _finite(run_chunk(forward, altered, batch_size), heads, start)
                 moved = np.stack([np.abs(o - b).sum(axis=1) for o, b in zip(out, base)])  # (H, b)
                 if profile is not None:
                     profile[:, i, start:stop, k] = moved
@@ -164,6 +170,16 @@ def _ablate(forward, xs, plans, ys, batch_size):
                 if ys is not None:
                     loss_fx[:, i, start:stop] += (_losses(out, ys, rows) - base_loss) / plan.count
     return effects, loss_fx, profile
+
+
+def _finite(outs, heads, start):
+    """The outputs, if finite: a NaN would make every effect and verdict silently wrong."""
+    for head, o in zip(heads, outs):
+        if not np.all(np.isfinite(o)):
+            row = start + int(np.flatnonzero(~np.isfinite(o).all(axis=1))[0])
+            raise ValueError(f"Expected finite outputs from head {head!r}; received NaN or "
+                             f"inf (first at sample {row}, original or ablated)")
+    return outs
 
 
 def _losses(outs, ys, rows) -> np.ndarray:

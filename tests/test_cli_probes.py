@@ -119,10 +119,11 @@ def test_missing_model_file_is_one_line_error(tmp_path):
 
 
 def test_too_many_samples_names_the_limit(tiny_runs):
+    # Up to 100000, pairs beyond the 1000 saved are generated (tests/test_robustness.py).
     result = CliRunner().invoke(main, ["ablate", "--run", str(tiny_runs["concat"].path),
-                                       "--samples", "5000"])
+                                       "--samples", "100001"])
     assert result.exit_code == 1
-    assert "Expected --samples <= 1000" in result.output
+    assert "Expected --samples <= 100000" in result.output
 
 
 def test_attribute_separate_run_agrees_with_ablation(tiny_runs):

@@ -9,6 +9,7 @@ import click
 from mtl_models import runs
 from mtl_models.tweets import DEFAULT_TASKS, TASKS
 from mtl_models.variants import VARIANTS
+from probes.cli.guard import deferred_interrupt, writable_dir
 from probes.text import table
 
 
@@ -65,17 +66,26 @@ def train_config(kw) -> runs.TrainConfig:
 
 
 def ensure_run(config: runs.TrainConfig, cache_dir, force: bool = False):
+    """The cached run of `config`, trained first if needed; errors end the command."""
     from mtl_models.quiet import import_tensorflow
 
-    if not force and runs.is_complete(runs.run_dir_for(config, cache_dir)):
-        return runs.load_run(runs.run_dir_for(config, cache_dir)), False
-    import_tensorflow()
-    progress(f"training {config.variant} (tasks {', '.join(config.tasks)}) ...")
-    from probes.coupling import training_monitor
+    final = runs.run_dir_for(config, cache_dir)
+    try:
+        if not force and runs.is_complete(final):
+            return runs.load_run(final), False
+        writable_dir(final.parent, "cache")  # before a minute of training, not after
+        import_tensorflow()
+        progress(f"training {config.variant} (tasks {', '.join(config.tasks)}) ...")
+        from probes.coupling import training_monitor
 
-    path, trained = runs.train_run(config, cache=cache_dir, force=force, report=progress,
-                                   monitor=training_monitor)
-    return runs.load_run(path), trained
+        path, trained = runs.train_run(config, cache=cache_dir, force=force, report=progress,
+                                       monitor=training_monitor)
+        return runs.load_run(path), trained
+    except ValueError as err:
+        fail(err)
+    except OSError as err:
+        fail(ValueError(f"Expected a writable cache directory; received {str(final.parent)!r}: "
+                        f"{err.strerror or err}"))
 
 
 def fail(err: Exception):
@@ -99,6 +109,9 @@ def model_options(f):
         click.option("--unsafe", is_flag=True,
                      help="Allow code in the model file (Lambda layers) to run. Only for files "
                           "you trust."),
+        click.option("--custom-module", "custom_modules", multiple=True, metavar="MODULE",
+                     help="Import MODULE (a module name or a .py file) that defines the "
+                          "model's custom layers; repeatable. Runs that module's code."),
         click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                      help="Run cache [default: $MTL_PROBE_CACHE or ~/.cache/mtl-probe]."),
     ]
@@ -129,12 +142,13 @@ def source(kw, samples):
     import_tensorflow()
     try:
         if which == "model_path":
-            return sources.from_files(kw["model_path"], kw["data_path"], samples, kw["unsafe"])
+            return sources.from_files(kw["model_path"], kw["data_path"], samples, kw["unsafe"],
+                                      kw["custom_modules"])
         if which == "run_dir":
             run = runs.load_run(kw["run_dir"])
         else:
             run, _ = ensure_run(runs.TrainConfig(variant=kw["variant"]), kw["cache_dir"])
-        return sources.from_run(run, samples)
+        return sources.from_run(run, samples, report=progress)
     except ValueError as err:
         fail(err)
 
@@ -150,8 +164,8 @@ def probe_options(f):
         click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
                      help="Rows per pass; bounds memory."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-                     help="Directory for the result files [default: the run directory of "
-                          "--variant/--run; none for --model]."),
+                     help="Directory for the result files, created if missing [default: the "
+                          "run directory of --variant/--run; none for --model]."),
         click.option("--json", "as_json", is_flag=True,
                      help="Print one JSON object (the contract)."),
     ]
@@ -163,8 +177,10 @@ def probe_options(f):
 def run_probe(src, name, seed, params):
     """Runs a registered probe on a source and summarizes it."""
     import numpy as np
+    import tensorflow as tf
 
     from probes import stats
+    from probes.forward import op_message
     from probes.registry import PROBES
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xAB1A]))
@@ -176,6 +192,9 @@ def run_probe(src, name, seed, params):
         return res, stats.summarize(res)
     except ValueError as err:
         fail(err)
+    except tf.errors.OpError as err:  # a model that fails on the user's data
+        fail(ValueError(f"Expected inputs the model can run on; received an error from the "
+                        f"model: {op_message(err)}"))
 
 
 def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=False):
@@ -183,10 +202,20 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     from probes import result as presult
     from probes import stats
 
+    selection(kw, need_data=True)
+    target = None
+    if out_dir:
+        target = writable_dir(out_dir, "--out")  # checked before the work, not after
+    requested = samples
     src = source(kw, samples)
     for note in src.notes:
         progress(note)
     samples = len(next(iter(src.inputs.values())))
+    if samples < stats.MIN_SAMPLES:
+        fail(ValueError(f"Expected at least {stats.MIN_SAMPLES} samples for the statistics; "
+                        f"received {samples} ({'--samples' if requested else 'all the data'})"))
+    if not target and src.run_dir:
+        target = writable_dir(src.run_dir / "probes", "run's probes")
     progress(f"{name} of {src.name} on {samples} samples ...")
     res, summary = run_probe(src, name, seed, params)
     for note in res.params.get("notes", ()):
@@ -208,10 +237,10 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
                                  "samples_over_5pct": res.params["samples_over_5pct"],
                                  "converged": res.params["converged"],
                                  "gap": res.completeness_gap.tolist()}
-    target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
     if target:
         try:
-            saved = presult.save(res, target, stem=f"{res.name}-n{samples}-seed{seed}")
+            with deferred_interrupt():
+                saved = presult.save(res, target, stem=f"{res.name}-n{samples}-seed{seed}")
         except OSError as err:
             fail(ValueError(f"Expected a writable --out directory; received {target}: "
                              f"{err.strerror}"))

@@ -64,7 +64,8 @@ def structure(as_json, **kw):
         elif which == "run_dir":
             model = runs.load_run(kw["run_dir"]).model()
         else:
-            model = pdata.load_model(kw["model_path"], unsafe=kw["unsafe"])
+            model = pdata.load_model(kw["model_path"], unsafe=kw["unsafe"],
+                                     custom_modules=kw["custom_modules"])
     except ValueError as err:
         fail(err)
     s = graph_structure(model)
