@@ -173,7 +173,7 @@ class _Constant:
     """A read-only array of one value: slices materialise only the rows asked for."""
 
     def __init__(self, value: float, shape: tuple):
-        self.value, self.shape = value, shape
+        self.value, self.shape, self.dtype = value, shape, np.dtype(np.float32)
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         return np.full((len(range(*rows.indices(self.shape[0]))),) + self.shape[1:],
@@ -185,17 +185,19 @@ def _baseline(baseline, xs, bg, rng, names):
         if baseline not in BASELINES:
             raise ValueError(f"Expected a baseline in {list(BASELINES)} or arrays; "
                              f"received {baseline!r}")
-        if baseline == "zero":
-            return [np.zeros_like(x) for x in xs]
+        if baseline == "zero":  # lazy: inputs may be one-hot views encoded per chunk
+            return [np.zeros_like(x) if isinstance(x, np.ndarray) else _Constant(0.0, x.shape)
+                    for x in xs]
         if baseline == "mean":
-            return [np.broadcast_to(np.asarray(b, np.float32).mean(axis=0), x.shape)
+            return [np.broadcast_to(np.asarray(b.mean(axis=0), np.float32), x.shape)
                     for x, b in zip(xs, bg)]
         out = []
         for x in xs:
             if x.ndim < 2:
                 raise ValueError(f"Expected inputs with a time axis for the shuffle baseline; "
                                  f"received shape {x.shape}")
-            out.append(x[:, rng.permutation(x.shape[1])])
+            perm = rng.permutation(x.shape[1])
+            out.append(x[:, perm] if isinstance(x, np.ndarray) else _Permuted(x, perm))
         return out
     if isinstance(baseline, dict):
         missing = [name for name in names if name not in baseline]
@@ -282,6 +284,16 @@ class _Rows:
 
     def __getitem__(self, rows: slice):
         return self.x[self.start + rows.start:self.start + rows.stop]
+
+
+class _Permuted:
+    """x with its time axis permuted, computed per slice of rows."""
+
+    def __init__(self, x, perm):
+        self.x, self.perm, self.shape, self.dtype = x, perm, x.shape, np.dtype(np.float32)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return np.asarray(self.x[rows], np.float32)[:, self.perm]
 
 
 class _Difference:

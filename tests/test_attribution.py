@@ -157,3 +157,16 @@ def test_token_input_outside_an_embedding_is_refused():
     with pytest.raises(ValueError, match="Expected integer input 'tokens' to feed exactly one "
                                          "Embedding call site"):
         _attr(model, {"tokens": np.zeros((N, 4), "int32")}, "saliency")
+
+
+@pytest.mark.parametrize("baseline", ["zero", "mean", "shuffle"])
+def test_lazy_one_hot_inputs_give_the_eager_numbers(tiny_runs, baseline):
+    from probes.sources import from_run
+
+    src = from_run(tiny_runs["separate"], 24)
+    eager = {k: np.asarray(v) for k, v in src.inputs.items()}
+    assert not isinstance(src.inputs["tweet_a"], np.ndarray)  # the lazy path is exercised
+    lazy = _attr(src.model, src.inputs, "integrated_gradients", baseline=baseline, steps=4)
+    full = _attr(src.model, eager, "integrated_gradients", baseline=baseline, steps=4)
+    np.testing.assert_array_equal(lazy.effects, full.effects)
+    np.testing.assert_array_equal(lazy.completeness_gap, full.completeness_gap)
