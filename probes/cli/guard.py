@@ -43,3 +43,16 @@ def deferred_interrupt():
         signal.signal(signal.SIGINT, previous)
     if caught:
         raise KeyboardInterrupt
+
+
+def save_record(directory, stem: str, record: dict) -> Path:
+    """Writes a JSON record atomically as `directory`/`stem`.json (the directory created if
+    missing); an unwritable directory ends the command with one line."""
+    from mtl_models import atomic
+
+    directory = writable_dir(directory, "--out")
+    try:
+        return atomic.write_json(directory / f"{stem}.json", record)
+    except OSError as err:
+        raise click.ClickException(f"Expected a writable --out directory; received "
+                                   f"{str(directory)!r}: {err.strerror or err}") from None

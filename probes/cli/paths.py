@@ -8,6 +8,7 @@ import json
 import click
 
 from probes.cli.common import fail, model_options, probe_options, progress, source
+from probes.cli.guard import save_record
 from probes.text import table
 
 
@@ -27,7 +28,6 @@ def paths(pairs, tolerance, samples, seed, batch_size, out_dir, as_json, **kw):
     (the shared layer on each input) plus its bias; the interaction contrast f(a,b) - f(a',b) -
     f(a,b') + f(a',b') in logit space is float noise exactly when the head is additive in the
     two inputs."""
-    from mtl_models import atomic
 
     src = source(kw, samples)
     for note in src.notes:
@@ -44,12 +44,7 @@ def paths(pairs, tolerance, samples, seed, batch_size, out_dir, as_json, **kw):
         progress("the model has one input: no interaction contrast")
     target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
     if target:
-        try:
-            target = _mkdir(target)
-            saved = atomic.write_json(target / f"paths-n{n}-seed{seed}.json", out)
-        except OSError as err:
-            fail(ValueError(f"Expected a writable --out directory; received {target}: "
-                            f"{err.strerror}"))
+        saved = save_record(target, f"paths-n{n}-seed{seed}", out)
         progress(f"saved {saved}")
     if as_json:
         click.echo(json.dumps(out))
@@ -80,14 +75,6 @@ def paths_record(src, *, seed: int, pairs=None, tolerance: float = 1e-5,
            "decomposition": dec.to_json(),
            "interaction": inter.to_json(summary) if inter else None}
     return out, dec, inter, summary
-
-
-def _mkdir(path):
-    from pathlib import Path
-
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _print_decomposition(dec, n):

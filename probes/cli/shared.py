@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
 from probes.cli.common import fail, model_options, progress, source
+from probes.cli.guard import save_record
 from probes.text import table
 
 
@@ -31,7 +31,6 @@ def shared(samples, minibatch, learning_rate, seed, batch_size, out_dir, as_json
     share (norms, cosine, conflict rate), recorded over training and at the final weights;
     how far one task's gradient step moves the other heads (a step on a head's own weights
     must move the others by exactly 0.0); and the lookahead task affinity."""
-    from mtl_models import atomic
 
     src = source(kw, samples)
     n = len(next(iter(src.inputs.values())))
@@ -43,12 +42,7 @@ def shared(samples, minibatch, learning_rate, seed, batch_size, out_dir, as_json
         fail(err)
     target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
     if target:
-        try:
-            Path(target).mkdir(parents=True, exist_ok=True)
-            saved = atomic.write_json(Path(target) / f"shared-n{n}-seed{seed}.json", out)
-        except OSError as err:
-            fail(ValueError(f"Expected a writable --out directory; received {target}: "
-                            f"{err.strerror}"))
+        saved = save_record(target, f"shared-n{n}-seed{seed}", out)
         progress(f"saved {saved}")
     if as_json:
         click.echo(json.dumps(out))
