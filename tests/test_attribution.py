@@ -170,3 +170,26 @@ def test_lazy_one_hot_inputs_give_the_eager_numbers(tiny_runs, baseline):
     full = _attr(src.model, eager, "integrated_gradients", baseline=baseline, steps=4)
     np.testing.assert_array_equal(lazy.effects, full.effects)
     np.testing.assert_array_equal(lazy.completeness_gap, full.completeness_gap)
+
+
+def test_probe_attribute_on_a_token_model_file(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from probes.cli import main
+
+    model = m.token_model()
+    model.save(tmp_path / "tokens.keras")
+    np.savez(tmp_path / "tokens.npz", **m.random_inputs(model, N))
+    out = CliRunner().invoke(main, ["attribute", "--model", str(tmp_path / "tokens.keras"),
+                                    "--data", str(tmp_path / "tokens.npz"), "--method",
+                                    "integrated_gradients", "--no-compare", "--json"])
+    assert out.exit_code == 0, out.output
+    res = json.loads(out.stdout)
+    assert res["verdict"] == [["depends", "structural_zero"], ["structural_zero", "depends"]]
+    assert res["effect"][0][1] == 0.0 and res["effect"][1][0] == 0.0
+    assert res["params"]["embedded_inputs"] == {"tokens_a": "shared_embedding",
+                                                "tokens_b": "shared_embedding"}
+    assert "attributed at the output of Embedding 'shared_embedding'" in out.stderr
+    assert res["completeness"]["median_gap"] < 0.01
