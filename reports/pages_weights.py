@@ -31,7 +31,8 @@ def page_profiles(subjects) -> Figure:
             ax.set_title(f"{s.name}: {inp}", fontsize=10)
             ax.set_xlabel("time step (window start for occlusion)", fontsize=8)
             ax.set_ylabel("effect / max over heads", fontsize=8)
-            ax.legend(fontsize=7)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
     fig.text(0.04, 0.02, "Tweets are pre-padded: the characters sit at the end of the 280 "
              "steps. A head with no path to an input has a flat zero curve.", fontsize=9)
     return fig
@@ -54,11 +55,16 @@ def page_shared(subjects) -> Figure:
     ax.set_title("cosine of head_1's and head_2's loss gradients on the shared weights",
                  fontsize=10)
     ax.set_xlabel("training step", fontsize=9)
-    ax.legend(fontsize=8)
+    if not subs:
+        ax.text(0.5, 0.5, "no training record (a user's model, or a run trained before "
+                "taskgrads.json existed)", ha="center", transform=ax.transAxes, fontsize=9)
+    else:
+        ax.legend(fontsize=8)
     ax2.axhline(0, color="0.5", lw=0.8)
     ax2.set_title("lookahead task affinity 1 - L_j(after step on i) / L_j", fontsize=10)
     ax2.set_xlabel("training step", fontsize=9)
-    ax2.legend(fontsize=7)
+    if subs:
+        ax2.legend(fontsize=7)
     lines = []
     ax3 = fig.add_axes([0.06, 0.10, 0.40, 0.32])
     labels, width = [], 0.35
@@ -93,7 +99,8 @@ def page_shared(subjects) -> Figure:
     ax3.set_xticks(x, labels, fontsize=8)
     ax3.set_title("coupling: mean |change| of the other head's output after one step",
                   fontsize=10)
-    ax3.legend(fontsize=8)
+    if labels:
+        ax3.legend(fontsize=8)
     paragraph(fig, "\n".join(lines) + "\nThe own-weights control moves the other head by "
               "exactly 0.0: all coupling goes through the shared layers.", 0.42, width=60,
               size=9, x=0.53)
@@ -127,7 +134,8 @@ def page_concat(subjects) -> Figure:
     ax.set_xticks(np.arange(len(labels)), labels, fontsize=8)
     ax.set_title("centred share of each concatenated call site (part 1: first input)",
                  fontsize=10)
-    ax.legend(fontsize=8)
+    if labels:
+        ax.legend(fontsize=8)
     ax2 = fig.add_axes([0.56, 0.45, 0.40, 0.42])
     labels, rel, lo, hi = [], [], [], []
     for s in subs:
