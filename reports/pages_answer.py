@@ -40,7 +40,8 @@ def answer_text(subjects) -> str:
                     for i, inp in enumerate(s.inputs)]
             cells.append(f"{head} <- " + ", ".join(uses))
         lines.append(f"{s.name}: {outs} outputs{tasks}, so it is {kind}. Ablation by "
-                     f"shuffling one input at a time on {res.samples} held-out samples: "
+                     f"shuffling one input at a time on {res.samples} "
+                     f"{'held-out ' if s.run else ''}samples: "
                      + "; ".join(cells) + ".")
         zeros = [f"{head} <- {inp}" for h, head in enumerate(s.heads)
                  for i, inp in enumerate(s.inputs) if summ.verdict[h, i] == "structural_zero"]
@@ -67,7 +68,7 @@ def answer_text(subjects) -> str:
                              f"{t} {r:.1e} ({v})" for t, r, v in
                              zip(inter["targets"], rel, verdicts)) + ".")
     both = [s for s in subjects if (s.results[MAIN][1].verdict == "depends").sum() > len(s.heads)]
-    if both:
+    if both and len(subjects) > 1:
         lines.append("Only " + ", ".join(s.name for s in both) + " lets a head use information "
                      "from more than one input; elsewhere a head reads only its own input and "
                      "the tasks are linked only through the shared weights.")
