@@ -86,3 +86,29 @@ def test_flop_count_by_hand():
     assert workload.lstm_forward_flops(280, 256, 64) == 45_875_200
     assert workload.gradient_row_flops(sizes) == 6 * 45_875_200
     assert workload.gradient_rows("integrated_gradients", sizes) == (64 * 32, 128)
+
+
+def test_quadrature_section_with_a_quadrature_keyword(monkeypatch):
+    # The keyword is the lead's to add; a stand-in that accepts and ignores it exercises the
+    # section. The heads are linear in logit space, so every step count is exact (gap ~1e-7).
+    import dataclasses
+    import inspect
+
+    from benchmarks import inprocess
+    from probes import attribution
+    from tests import models as m
+
+    real = attribution.attribute
+
+    def with_quadrature(model, inputs, *, rng, quadrature="riemann", **params):
+        return real(model, inputs, rng=rng, **params)
+
+    monkeypatch.setattr(attribution, "attribute", with_quadrature)
+    assert "quadrature" in inspect.signature(attribution.attribute).parameters
+    model = m.three_by_three()
+    sizes = dataclasses.replace(workload.QUICK, quad_samples=4, quad_steps=(2, 4))
+    out = inprocess.quadrature(model, m.random_inputs(model, 6), sizes, report=lambda line: None)
+    assert out["available"] and len(out["points"]) == 2 * 3 * 2
+    assert all(p["median_gap"] < 1e-4 for p in out["points"])  # exact up to float32
+    assert out["fewest_steps"] == {b: {q: 2 for q in inprocess.QUADRATURES}
+                                   for b in ("zero", "shuffle")}
