@@ -45,7 +45,7 @@ def environment() -> dict:
 
 
 def timed(cmd: list[str], timeout: float = 1800) -> dict:
-    """Runs `cmd` as a child process; returns its wall seconds, peak RSS and output.
+    """Runs `cmd` as a child process; returns its wall and CPU seconds, peak RSS and output.
 
     Raises:
         RuntimeError: the command failed (its stderr's last lines are in the message).
@@ -74,7 +74,8 @@ def timed(cmd: list[str], timeout: float = 1800) -> dict:
         tail = "\n".join(stderr.strip().splitlines()[-5:])
         raise RuntimeError(f"Expected {cmd[:4]}... to succeed; received exit status "
                            f"{proc.returncode}:\n{tail}")
-    return {"seconds": seconds, "peak_rss_bytes": usage.ru_maxrss * 1024, "stdout": stdout}
+    return {"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "peak_rss_bytes": usage.ru_maxrss * 1024, "stdout": stdout}
 
 
 def toolkit_args(probe: str, model: str, data: str, sizes: workload.Sizes) -> list[str]:
@@ -103,7 +104,7 @@ def startup(model: str) -> dict:
     code = ("import keras, tensorflow, sys; "
             "keras.saving.load_model(sys.argv[1], compile=False)")
     run = timed([sys.executable, "-c", code, model])
-    return {"seconds": run["seconds"], "peak_rss_bytes": run["peak_rss_bytes"]}
+    return {k: run[k] for k in ("seconds", "cpu_seconds", "peak_rss_bytes")}
 
 
 def compare(probe: str, base: dict, toolkit: dict) -> float | None:
@@ -136,6 +137,7 @@ def measure(model: str, data: str, sizes: workload.Sizes, *, shared: bool,
             base, tool = base_lines[index], tool_lines[index]["output"]
             base_s, tool_s = base["compute_seconds"], tool_lines[index]["seconds"]
             base_rss, tool_rss = base_run["peak_rss_bytes"], tool_run["peak_rss_bytes"]
+            base_cpu, tool_cpu = base_run["cpu_seconds"], tool_run["cpu_seconds"]  # all probes
         else:
             base_s = tool_s = float("inf")
             for _ in range(sizes.repeats):  # the fastest of the repeats: least disturbed by others
@@ -143,16 +145,18 @@ def measure(model: str, data: str, sizes: workload.Sizes, *, shared: bool,
                 t = timed([sys.executable, "-c", CLI,
                            *toolkit_args(probe, model, data, sizes)])
                 if b["seconds"] < base_s:
-                    base_s, base_rss, base = b["seconds"], b["peak_rss_bytes"], json.loads(
-                        b["stdout"])
+                    base_s, base_cpu, base_rss = b["seconds"], b["cpu_seconds"], b["peak_rss_bytes"]
+                    base = json.loads(b["stdout"])
                 if t["seconds"] < tool_s:
-                    tool_s, tool_rss, tool = t["seconds"], t["peak_rss_bytes"], json.loads(
-                        t["stdout"])
+                    tool_s, tool_cpu, tool_rss = t["seconds"], t["cpu_seconds"], t["peak_rss_bytes"]
+                    tool = json.loads(t["stdout"])
         flop = (base["fb_rows"] * workload.gradient_row_flops(sizes)
                 + base["f_rows"] * workload.forward_row_flops(sizes))
         record = {
             "probe": probe, "baseline_seconds": base_s, "toolkit_seconds": tool_s,
-            "ratio": tool_s / base_s, "baseline_peak_rss_bytes": base_rss,
+            "ratio": tool_s / base_s, "baseline_cpu_seconds": base_cpu,
+            "toolkit_cpu_seconds": tool_cpu, "cpu_ratio": tool_cpu / base_cpu,
+            "baseline_peak_rss_bytes": base_rss,
             "toolkit_peak_rss_bytes": tool_rss, "baseline_compute_seconds":
                 base["compute_seconds"], "fb_rows": base["fb_rows"], "f_rows": base["f_rows"],
             "gflop": flop / 1e9, "max_rel_diff": compare(probe, base, tool),
@@ -162,5 +166,5 @@ def measure(model: str, data: str, sizes: workload.Sizes, *, shared: bool,
         }
         records.append(record)
         report(f"  {probe}: baseline {base_s:.2f}s, toolkit {tool_s:.2f}s, "
-               f"ratio {record['ratio']:.2f}")
+               f"ratio {record['ratio']:.2f} (CPU {record['cpu_ratio']:.2f})")
     return records

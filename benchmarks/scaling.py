@@ -62,8 +62,12 @@ def _params(probe: str, sizes: workload.Sizes) -> dict:
 
 
 def sweep(concat_model, data: dict, sizes: workload.Sizes, report=print) -> list[dict]:
-    """Times every probe at every point; returns [{"axis", "probe", "x", "seconds",
-    "repeats": [seconds...]}]."""
+    """Times every probe at every point.
+
+    Returns:
+        [{"axis", "probe", "x", "seconds" (wall), "cpu_seconds" (user + system, all
+          threads; medians over repeats), "repeats", "cpu_repeats"}].
+    """
     from probes.registry import PROBES as REGISTRY
 
     values = {"samples": sizes.scale_samples, "seq_len": sizes.scale_seq_len,
@@ -78,15 +82,18 @@ def sweep(concat_model, data: dict, sizes: workload.Sizes, report=print) -> list
                 if sizes.warmup:
                     warm = {k: v[:4] for k, v in inputs.items()}
                     run(model, warm, rng=np.random.default_rng(0), **params)
-                times = []
+                wall, cpu = [], []
                 for _ in range(sizes.repeats):
-                    started = time.perf_counter()
+                    started, used = time.perf_counter(), time.process_time()
                     run(model, inputs, rng=np.random.default_rng(0), **params)
-                    times.append(time.perf_counter() - started)
-                seconds = statistics.median(times)
-                points.append({"axis": axis, "probe": probe, "x": int(x), "seconds": seconds,
-                               "repeats": times})
-                report(f"  {axis:8s} {x:4d}  {probe:33s} {seconds:7.2f}s")
+                    wall.append(time.perf_counter() - started)
+                    cpu.append(time.process_time() - used)
+                points.append({"axis": axis, "probe": probe, "x": int(x),
+                               "seconds": statistics.median(wall),
+                               "cpu_seconds": statistics.median(cpu), "repeats": wall,
+                               "cpu_repeats": cpu})
+                report(f"  {axis:8s} {x:4d}  {probe:33s} {points[-1]['seconds']:7.2f}s wall "
+                       f"{points[-1]['cpu_seconds']:7.2f}s CPU")
     return points
 
 
@@ -110,13 +117,14 @@ def fit(xs, seconds) -> dict:
             "linear_a": float(a1), "linear_b": float(b1)}
 
 
-def fits(points: list[dict]) -> list[dict]:
-    """One fit per (axis, probe)."""
+def fits(points: list[dict], key: str = "cpu_seconds") -> list[dict]:
+    """One fit per (axis, probe) of `key` ("cpu_seconds": steady on a shared machine, where
+    other jobs stretch wall time; or "seconds")."""
     out = []
     for axis in AXES:
         for probe in PROBES:
             mine = [p for p in points if p["axis"] == axis and p["probe"] == probe]
             if len(mine) >= 3:
-                out.append({"axis": axis, "probe": probe,
-                            **fit([p["x"] for p in mine], [p["seconds"] for p in mine])})
+                out.append({"axis": axis, "probe": probe, "time": key,
+                            **fit([p["x"] for p in mine], [p[key] for p in mine])})
     return out
