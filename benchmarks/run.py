@@ -33,8 +33,7 @@ JSON written to --out (the PDF report's provenance page reads it):
   flops: {formula, lstm_forward_row, forward_row, gradient_row} (FLOPs per row)
   matmul: {n, trials_gflops, gflops}
   startup: {seconds, cpu_seconds, peak_rss_bytes}: python + import tensorflow/keras + load
-           the model
-           (absent with --quick)
+           the model (absent with --quick)
   probes: [{probe, baseline_seconds, toolkit_seconds, ratio (wall, the target's),
             baseline_cpu_seconds, toolkit_cpu_seconds, cpu_ratio, baseline_peak_rss_bytes,
             toolkit_peak_rss_bytes, baseline_compute_seconds, startup_overhead_seconds,
@@ -44,12 +43,16 @@ JSON written to --out (the PDF report's provenance page reads it):
   timing: "whole process" or "in-process, shared process (--quick)"
   quadrature: {available, note, samples, points: [{baseline, quadrature, steps, median_gap,
                seconds}], fewest_steps: {baseline: {quadrature: steps or null}}}
-  profile: {seconds, samples, steps, top: [{function, calls, tottime, cumtime}]}
+  profile: {seconds, samples, steps, top: [{function, calls, tottime, cumtime}], text}
   scaling: {points: [{axis, probe, x, seconds, cpu_seconds, repeats, cpu_repeats}],
-            fits: [{axis, probe, time: "cpu_seconds", a, b, c, x_max, quadratic_share, linear,
-                    linear_a, linear_b}] (CPU seconds), wall_fits: the same of wall seconds,
+            fits: [{axis, probe, time: "cpu_seconds", a, b, c, x_max, quadratic_share, spread,
+                    growth, linear, linear_a, linear_b}] (CPU seconds; see scaling.fit),
+            wall_fits: the same of wall seconds,
             plot: PNG path}
   targets: [{target, value, limit, met, detail}]
+A section left out by --only leaves its keys out. --repeats N runs every process N times
+(the fastest is kept) and times every scaling point N times (the median is kept, and the
+spread of the N timings tells noise from an x^2 term): use 3 for numbers to quote.
 """
 
 from __future__ import annotations
@@ -249,15 +252,17 @@ def summary(result: dict) -> str:
     if "scaling" in result:
         rows = [[f["axis"], f["probe"], f"{f['linear_a']:.3f}", f"{f['linear_b']:.4f}",
                  f"{100 * f['quadratic_share']:+.1f}%",
-                 "linear" if f["linear"] else "NOT linear"] for f in result["scaling"]["fits"]]
+                 "-" if f["spread"] is None else f"{100 * f['spread']:.1f}%", f["growth"]]
+                for f in result["scaling"]["fits"]]
         wall = {(f["axis"], f["probe"]): f for f in result["scaling"]["wall_fits"]}
         for row, f in zip(rows, result["scaling"]["fits"]):
             row.append(f"{100 * wall[f['axis'], f['probe']]['quadratic_share']:+.1f}%")
         lines += ["", ("scaling (CPU seconds): t = a + b x (least squares), and the x^2 term's "
-                       "share of the time at the largest x (quadratic fit; last column: the "
-                       "same for wall seconds)"),
-                  table(["axis", "probe", "a (s)", "b (s per unit)", "x^2 share", "growth",
-                         "wall x^2 share"], rows, align="llrrrlr"),
+                       "share of the time at the largest x (quadratic fit), the spread of "
+                       "repeated timings and the verdict; last column: the x^2 share of wall "
+                       "seconds)"),
+                  table(["axis", "probe", "a (s)", "b (s per unit)", "x^2 share", "spread",
+                         "growth", "wall x^2 share"], rows, align="llrrrrlr"),
                   f"plot: {result['scaling']['plot']}"]
     if result["targets"]:
         lines += ["", "targets:"]

@@ -97,24 +97,42 @@ def sweep(concat_model, data: dict, sizes: workload.Sizes, report=print) -> list
     return points
 
 
-def fit(xs, seconds) -> dict:
-    """Least squares t = a + b x + c x^2 (and t = a1 + b1 x).
+def fit(xs, seconds, spread: float | None = None) -> dict:
+    """Least squares t = a + b x + c x^2 (and t = a1 + b1 x), and a verdict on the growth.
 
+    Args:
+        xs, seconds: (P,) points.
+        spread: the relative spread of repeated timings ((max - min) / median, the median over
+            points), or None with one timing per point.
     Returns:
-        {"a", "b", "c", "x_max", "quadratic_share": c x_max^2 / fitted t(x_max),
-         "linear": |quadratic_share| < QUADRATIC_LIMIT, "linear_a", "linear_b"}.
+        {"a", "b", "c", "x_max", "quadratic_share": c x_max^2 / fitted t(x_max), "spread",
+         "linear_a", "linear_b", "linear": growth == "linear",
+         "growth": "linear" (|quadratic_share| < QUADRATIC_LIMIT), "within noise" (not, but
+         under twice the spread: the timings cannot tell), else "superlinear" (c > 0: the
+         x^2 term of a bug) or "sublinear" (c < 0: a fixed cost amortised, padding)}.
     """
     x = np.asarray(xs, np.float64)
     t = np.asarray(seconds, np.float64)
     design = np.stack([np.ones_like(x), x, x ** 2], axis=1)  # (P, 3)
     (a, b, c), *_ = np.linalg.lstsq(design, t, rcond=None)
     x_max = float(x.max())
-    at_max = a + b * x_max + c * x_max ** 2
-    share = float(c * x_max ** 2 / at_max) if at_max > 0 else float("inf")
+    at_max = max(a + b * x_max + c * x_max ** 2, 1e-12)
+    share = float(c * x_max ** 2 / at_max)
     (b1, a1) = np.polyfit(x, t, 1)
+    if abs(share) < QUADRATIC_LIMIT:
+        growth = "linear"
+    elif spread is not None and abs(share) < 2 * spread:
+        growth = "within noise"
+    else:
+        growth = "superlinear" if c > 0 else "sublinear"
     return {"a": float(a), "b": float(b), "c": float(c), "x_max": x_max,
-            "quadratic_share": share, "linear": bool(abs(share) < QUADRATIC_LIMIT),
-            "linear_a": float(a1), "linear_b": float(b1)}
+            "quadratic_share": share, "spread": spread, "growth": growth,
+            "linear": growth == "linear", "linear_a": float(a1), "linear_b": float(b1)}
+
+
+def spread(times) -> float:
+    """(max - min) / median of repeated timings of one point."""
+    return float((max(times) - min(times)) / max(statistics.median(times), 1e-12))
 
 
 def fits(points: list[dict], key: str = "cpu_seconds") -> list[dict]:
@@ -124,7 +142,11 @@ def fits(points: list[dict], key: str = "cpu_seconds") -> list[dict]:
     for axis in AXES:
         for probe in PROBES:
             mine = [p for p in points if p["axis"] == axis and p["probe"] == probe]
-            if len(mine) >= 3:
-                out.append({"axis": axis, "probe": probe, "time": key,
-                            **fit([p["x"] for p in mine], [p[key] for p in mine])})
+            if len(mine) < 3:
+                continue
+            reps = [p["cpu_repeats" if key == "cpu_seconds" else "repeats"] for p in mine]
+            noise = (statistics.median(spread(r) for r in reps)
+                     if min(map(len, reps)) >= 2 else None)
+            out.append({"axis": axis, "probe": probe, "time": key,
+                        **fit([p["x"] for p in mine], [p[key] for p in mine], noise)})
     return out

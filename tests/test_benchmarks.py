@@ -76,7 +76,13 @@ def test_fit_recovers_known_coefficients():
     quadratic = scaling.fit(x, 0.5 + 0.01 * x + 1e-4 * x ** 2)
     # c x_max^2 / t(x_max) = 6.5536 / (0.5 + 2.56 + 6.5536)
     np.testing.assert_allclose(quadratic["quadratic_share"], 6.5536 / 9.6136, rtol=1e-9)
-    assert not quadratic["linear"]
+    assert not quadratic["linear"] and quadratic["growth"] == "superlinear"
+    # Flat but noisy (a fixed cost): an x^2 share of 34%, under twice the 20% spread of the
+    # repeated timings; the same points with a 5% spread are called superlinear.
+    flat = [2.0, 2.3, 1.9, 2.2]
+    assert scaling.fit(x, flat, spread=0.2)["growth"] == "within noise"
+    assert scaling.fit(x, flat, spread=0.05)["growth"] == "superlinear"
+    np.testing.assert_allclose(scaling.spread([1.0, 1.2, 1.1]), 0.2 / 1.1, rtol=1e-12)
 
 
 def test_flop_count_by_hand():
