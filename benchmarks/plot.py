@@ -34,7 +34,7 @@ def scaling_figure(points: list[dict], fits: list[dict], path) -> Path:
             fit = next((f for f in fits if f["axis"] == axis and f["probe"] == probe), None)
             label = probe.split("/")[1]
             if fit:
-                label += f" (x\u00b2 term {100 * fit['quadratic_share']:+.0f}%)"
+                label += f": {fit['growth']} (x\u00b2 term {100 * fit['quadratic_share']:+.0f}%)"
                 grid = np.linspace(0, x.max(), 50)
                 ax.plot(grid, fit["a"] + fit["b"] * grid + fit["c"] * grid ** 2, "--",
                         color=color, lw=1)
