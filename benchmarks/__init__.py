@@ -1,0 +1,1 @@
+"""Benchmarks of the toolkit against plain TensorFlow baselines (see benchmarks/run.py)."""
