@@ -63,3 +63,11 @@ def random_inputs(model, n: int, seed: int = 0):
         out[name] = (rng.integers(0, 10, size=shape).astype("int32") if "int" in str(t.dtype)
                      else rng.normal(size=shape).astype("float32"))
     return out
+
+
+def save_three_by_three(directory, n: int):
+    """Writes three_by_three() as model.keras and n random samples as data.npz."""
+    model = three_by_three()
+    model.save(directory / "model.keras")
+    np.savez(directory / "data.npz", **random_inputs(model, n))
+    return directory

@@ -65,10 +65,7 @@ def error(args, *fragments, code=1):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A 3-input, 3-head model, its data, and the custom-layer module, in one folder."""
-    d = tmp_path_factory.mktemp("files")
-    model = m.three_by_three()
-    model.save(d / "model.keras")
-    np.savez(d / "data.npz", **m.random_inputs(model, N))
+    d = m.save_three_by_three(tmp_path_factory.mktemp("files"), N)
     (d / "robust_layers.py").write_text(CUSTOM_LAYERS)
     return d
 

@@ -26,11 +26,7 @@ N = 30
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("out-files")
-    model = m.three_by_three()
-    model.save(d / "model.keras")
-    np.savez(d / "data.npz", **m.random_inputs(model, N))
-    return d
+    return m.save_three_by_three(tmp_path_factory.mktemp("out-files"), N)
 
 
 def _ablate(files, out, *extra):
