@@ -84,8 +84,10 @@ def toolkit_args(probe: str, model: str, data: str, sizes: workload.Sizes) -> li
     common = ["--model", model, "--data", data, "--samples", str(sizes.samples),
               "--batch-size", str(sizes.batch_size), "--json"]
     if family == "attribution":
+        # The baseline integrates with midpoint Riemann nodes: the same nodes, the same numbers.
+        quad = ["--quadrature", "riemann"] if method == "integrated_gradients" else []
         return ["attribute", *common, "--method", method, "--baseline", "zero",
-                "--steps", str(sizes.steps), "--no-compare"]
+                "--steps", str(sizes.steps), *quad, "--no-compare"]
     extra = ["--window", str(-(-sizes.seq_len // sizes.windows))] if method == "occlusion" else []
     return ["ablate", *common, "--mode", method, "--permutations", str(sizes.permutations),
             *extra]
