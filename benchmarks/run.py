@@ -28,6 +28,7 @@ on a shared machine they are the steadier measure of work.
 
 JSON written to --out (the PDF report's provenance page reads it):
   schema: 1;  created: ISO time;  quick: bool;  commit, versions: of the toolkit
+  complete: false until every section asked for is done (the file is rewritten after each)
   machine: {cpus, platform, load_before, load_after: 1/5/15-minute load averages}
   sizes: every setting of benchmarks/workload.Sizes;  model_source: trained run or initial weights
   flops: {formula, lstm_forward_row, forward_row, gradient_row} (FLOPs per row)
@@ -108,7 +109,14 @@ def main(argv=None) -> int:
               "quick": args.quick, "commit": runs.git_commit(), "versions": runs.versions(),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "load_before": list(os.getloadavg())},
-              "sizes": dataclasses.asdict(sizes)}
+              "sizes": dataclasses.asdict(sizes), "complete": False}
+
+    def save():
+        """Writes what is measured so far: an interrupted run keeps its finished sections."""
+        result["machine"]["load_after"] = list(os.getloadavg())
+        result["targets"] = targets(result)
+        atomic.write_json(out, result)
+
     model, data, result["model_source"] = workload.load_workload(sizes, args.cache_dir)
     result["flops"] = {
         "formula": "LSTM forward row = 2 T 4U(F+U) per input; gradient row = (1 + heads) "
@@ -133,12 +141,15 @@ def main(argv=None) -> int:
             result["probes"] = process.measure(model_path, data_path, sizes, shared=args.quick,
                                                report=progress)
             _rates(result)
+            save()
     if "quadrature" in sections:
         progress("integrated gradients' completeness per quadrature ...")
         result["quadrature"] = inprocess.quadrature(model, data, sizes, report=progress)
+        save()
     if "profile" in sections:
         progress("profile of integrated gradients ...")
         result["profile"] = inprocess.profile(model, data, sizes)
+        save()
     if "scaling" in sections:
         progress("scaling ...")
         points = scaling.sweep(model, data, sizes, report=progress)
@@ -148,9 +159,8 @@ def main(argv=None) -> int:
         png = plot.scaling_figure(points, fits, out.with_name(out.stem + "-scaling.png"))
         result["scaling"] = {"points": points, "fits": fits,
                              "wall_fits": scaling.fits(points, "seconds"), "plot": str(png)}
-    result["machine"]["load_after"] = list(os.getloadavg())
-    result["targets"] = targets(result)
-    atomic.write_json(out, result)
+    result["complete"] = True
+    save()
     print(summary(result))
     print(f"\nwrote {out}")
     return 0

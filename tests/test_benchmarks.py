@@ -27,6 +27,7 @@ def quick(tmp_path_factory):
 
 def test_every_probe_has_a_positive_ratio(quick):
     result, stdout, _ = quick
+    assert result["complete"]
     assert [r["probe"] for r in result["probes"]] == process.PROBES
     for r in result["probes"]:
         assert r["baseline_seconds"] > 0 and r["toolkit_seconds"] > 0, r
