@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from probes import data as pdata
-from probes.forward import chunks, compiled_forward, run_chunk
+from probes.forward import chunk_width, chunks, compiled_forward, pad_rows, run_chunk
 from probes.graph import structure
 from probes.result import ProbeResult
 
@@ -139,47 +139,67 @@ def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale) -> _Plan:
 def _ablate(forward, xs, plans, ys, batch_size, heads):
     """Effects (H, I, N), loss effects (H, I, N) or None, occlusion profile or None.
 
+    The ablated copies (input i, draw k) of a chunk of samples are packed side by side into
+    passes of P copies and at most `batch_size` rows, so 64 samples with 16 copies take 4
+    passes of 256 rows, not 16 of 64. The unablated chunk runs once as a pass of the same
+    shape (P copies of itself), and copy c is compared with block c of it: a head that cannot
+    see input i gets bit-identical values at bit-identical positions, hence exactly 0.0.
     Inputs are read only as row slices and index arrays of one chunk at a time, so a lazy
     input (OneHot) is encoded chunk by chunk: memory is bounded by `batch_size`.
     """
     n = xs[0].shape[0]
-    n_in = len(xs)
-    effects = loss_fx = profile = None
+    n_in, h = len(xs), len(heads)
+    width = chunk_width(n, batch_size)
+    copies = [(i, k) for i, plan in enumerate(plans) for k in range(plan.count)]
+    passes = -(-len(copies) // max(1, batch_size // width))
+    per_pass = -(-len(copies) // passes)  # near-equal packs: little padding in the last
+    effects = np.zeros((h, n_in, n))
+    loss_fx = np.zeros((h, n_in, n)) if ys is not None else None
+    profile = np.zeros((h, n_in, n, plans[0].count)) if plans[0].window is not None else None
     for start, stop in chunks(n, batch_size):
         rows = np.arange(start, stop)
-        chunk = [x[start:stop] for x in xs]
-        base = _finite(run_chunk(forward, chunk, batch_size), heads, start)  # H x (b, C)
-        if effects is None:
-            h = len(base)
-            effects = np.zeros((h, n_in, n))
-            loss_fx = np.zeros((h, n_in, n)) if ys is not None else None
-            if plans[0].window is not None:
-                profile = np.zeros((h, n_in, n, plans[0].count))
-        base_loss = _losses(base, ys, rows) if ys is not None else None
-        for i, plan in enumerate(plans):
-            for k in range(plan.count):
-                altered = list(chunk)
-                altered[i] = plan.variant(k, rows, chunk[i])
-                out = _finite(run_chunk(forward, altered, batch_size), heads, start)
-                moved = np.stack([np.abs(o - b).sum(axis=1) for o, b in zip(out, base)])  # (H, b)
+        chunk = [np.asarray(x[start:stop]) for x in xs]
+        base = _finite(_packed(forward, chunk, [None] * per_pass, plans, rows, width),
+                       heads, start)  # per_pass x H x (b, C)
+        base_loss = _losses(base[0], ys, rows) if ys is not None else None
+        for first in range(0, len(copies), per_pass):
+            pack = copies[first:first + per_pass]
+            outs = _finite(_packed(forward, chunk, pack + [None] * (per_pass - len(pack)),
+                                   plans, rows, width), heads, start)
+            for c, (i, k) in enumerate(pack):
+                moved = np.stack([np.abs(o - q).sum(axis=1)
+                                  for o, q in zip(outs[c], base[c])])  # (H, b)
                 if profile is not None:
                     profile[:, i, start:stop, k] = moved
                     effects[:, i, start:stop] += moved  # occlusion: the sum over windows
                 else:
-                    effects[:, i, start:stop] += moved / plan.count
+                    effects[:, i, start:stop] += moved / plans[i].count
                 if ys is not None:
-                    loss_fx[:, i, start:stop] += (_losses(out, ys, rows) - base_loss) / plan.count
+                    loss_fx[:, i, start:stop] += ((_losses(outs[c], ys, rows) - base_loss)
+                                                  / plans[i].count)
     return effects, loss_fx, profile
 
 
-def _finite(outs, heads, start):
-    """The outputs, if finite: a NaN would make every effect and verdict silently wrong."""
-    for head, o in zip(heads, outs):
-        if not np.all(np.isfinite(o)):
-            row = start + int(np.flatnonzero(~np.isfinite(o).all(axis=1))[0])
-            raise ValueError(f"Expected finite outputs from head {head!r}; received NaN or "
-                             f"inf (first at sample {row}, original or ablated)")
-    return outs
+def _packed(forward, chunk, pack, plans, rows, width):
+    """One pass over the copies in `pack` ((i, k) or None for unablated), each padded to
+    `width` rows; returns per copy the H x (b, C) outputs of its b real rows."""
+    b = len(rows)
+    blocks = [[pad_rows(plans[c[0]].variant(c[1], rows, x) if c and c[0] == j else x, width)
+               for c in pack] for j, x in enumerate(chunk)]
+    outs = run_chunk(forward, [np.concatenate(blk) for blk in blocks], len(pack) * width)
+    return [[o[c * width:c * width + b] for o in outs] for c in range(len(pack))]
+
+
+def _finite(copies, heads, start):
+    """The outputs (per copy, per head), if finite: a NaN would make every effect and
+    verdict silently wrong."""
+    for outs in copies:
+        for head, o in zip(heads, outs):
+            if not np.all(np.isfinite(o)):
+                row = start + int(np.flatnonzero(~np.isfinite(o).all(axis=1))[0])
+                raise ValueError(f"Expected finite outputs from head {head!r}; received NaN "
+                                 f"or inf (first at sample {row}, original or ablated)")
+    return copies
 
 
 def _losses(outs, ys, rows) -> np.ndarray:

@@ -21,7 +21,7 @@ import contextlib
 import numpy as np
 
 from probes import data as pdata
-from probes.forward import chunks, compiled_forward, run_chunk
+from probes.forward import compiled_forward, run_all
 from probes.gradients import (
     QUADRATURES,
     embed,
@@ -308,7 +308,4 @@ class _Difference:
 
 def _totals(forward, xs, batch_size) -> np.ndarray:
     """(H, N) each head's output summed over its units, in fixed-size chunks."""
-    outs = [run_chunk(forward, [np.asarray(x[a:b], np.float32) for x in xs], batch_size)
-            for a, b in chunks(xs[0].shape[0], batch_size)]
-    return np.stack([np.concatenate([o[h] for o in outs]).sum(axis=1)
-                     for h in range(len(outs[0]))])
+    return np.stack([o.sum(axis=1) for o in run_all(forward, xs, batch_size)])

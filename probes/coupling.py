@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 
 from probes import data as pdata
-from probes.forward import chunks, compiled_forward, run_chunk
+from probes.forward import chunks, compiled_forward, run_all
 from probes.taskgrads import (
     gradient_function,
     loss_function,
@@ -130,9 +130,7 @@ def _full_gradients(fn, xs, ys, batch_size):
 
 def _outputs(forward, xs, batch_size) -> list[np.ndarray]:
     """Per head (N, C) outputs from fixed-size chunks (bit-identical when weights are)."""
-    outs = [run_chunk(forward, [np.asarray(x[a:b], np.float32) for x in xs], batch_size)
-            for a, b in chunks(xs[0].shape[0], batch_size)]
-    return [np.concatenate([o[h] for o in outs]) for h in range(len(outs[0]))]
+    return run_all(forward, xs, batch_size)
 
 
 def _moved(before, after) -> np.ndarray:

@@ -1,9 +1,12 @@
-"""One compiled forward pass on fixed-size chunks.
+"""One compiled forward pass, traced once for any number of rows.
 
-Every probe that compares outputs runs the baseline and the altered inputs through the same
-compiled function, on chunks of the same shape, with each sample at the same row of its chunk.
-Then a head that cannot see the altered input receives bit-identical tensors and returns
-bit-identical outputs: its effect is exactly 0.0, not 1e-8.
+Every probe that compares outputs runs the unaltered and the altered inputs through the same
+compiled function. A head that cannot see the altered input then receives bit-identical
+values on its rows and returns bit-identical outputs: its effect is exactly 0.0, not 1e-8.
+That relies on a row's outputs not depending on the other rows of its pass (true of the
+CPU kernels; the exact-zero tests check it). The N rows are split into ceil(N / batch_size)
+chunks of near-equal width, so a pass never computes more than one padding row per chunk
+(64 samples with --batch-size 256 run as one pass of 64 rows, not 256).
 """
 
 from __future__ import annotations
@@ -14,15 +17,21 @@ import numpy as np
 
 
 def compiled_forward(model):
-    """A tf.function mapping a list of input arrays to the list of output tensors."""
+    """A function mapping a list of input arrays (any number of rows) to the list of output
+    tensors: one tf.function traced once, with the batch axis left open."""
     import tensorflow as tf
 
     single = len(model.inputs) == 1
+    dtypes = [str(t.dtype) for t in model.inputs]
+    specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), d) for t, d in zip(model.inputs, dtypes)]
 
-    @tf.function(reduce_retracing=True)
-    def forward(xs):
+    @tf.function(input_signature=[specs])
+    def compiled(xs):
         out = model(xs[0] if single else xs, training=False)
         return out if isinstance(out, (list, tuple)) else [out]
+
+    def forward(xs):
+        return compiled([np.asarray(x, d) for x, d in zip(xs, dtypes)])
 
     return forward
 
@@ -35,8 +44,9 @@ def pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
     return np.concatenate([x, np.repeat(x[-1:], missing, axis=0)], axis=0)
 
 
-def run_chunk(forward, xs: list[np.ndarray], batch_size: int) -> list[np.ndarray]:
-    """Outputs for one chunk of at most `batch_size` rows, as float64 (b, C) per head.
+def run_chunk(forward, xs: list[np.ndarray], rows: int) -> list[np.ndarray]:
+    """Outputs for one chunk of at most `rows` rows (padded to `rows`), as float64 (b, C)
+    per head.
 
     Raises:
         ValueError: the model failed on these inputs (e.g. a token id outside an Embedding).
@@ -45,11 +55,20 @@ def run_chunk(forward, xs: list[np.ndarray], batch_size: int) -> list[np.ndarray
 
     b = xs[0].shape[0]
     try:
-        outs = forward([pad_rows(x, batch_size) for x in xs])
+        outs = forward([pad_rows(x, rows) for x in xs])
     except tf.errors.OpError as err:
         raise ValueError(f"Expected inputs the model can run on; received an error from the "
                          f"model: {op_message(err)}") from None
-    return [np.asarray(o, dtype=np.float64).reshape(batch_size, -1)[:b] for o in outs]
+    return [np.asarray(o, dtype=np.float64).reshape(rows, -1)[:b] for o in outs]
+
+
+def run_all(forward, xs, batch_size: int) -> list[np.ndarray]:
+    """Per head (N, C) float64 outputs over all N rows, one pass per chunk (see `chunks`)."""
+    n = xs[0].shape[0]
+    width = chunk_width(n, batch_size)
+    pieces = [run_chunk(forward, [np.asarray(x[a:b]) for x in xs], width)
+              for a, b in chunks(n, batch_size)]
+    return [np.concatenate(head) for head in zip(*pieces)]
 
 
 def op_message(err) -> str:
@@ -62,7 +81,16 @@ def op_message(err) -> str:
     return re.split(r"\s*\[\[|\s*\[Op:", text)[0].strip()
 
 
+def chunk_width(n: int, batch_size: int) -> int:
+    """Rows per chunk when n rows are split into ceil(n / batch_size) near-equal chunks."""
+    if n <= 0:
+        return 1
+    return -(-n // -(-n // batch_size))
+
+
 def chunks(n: int, batch_size: int):
-    """(start, stop) of consecutive chunks covering n rows."""
-    for start in range(0, n, batch_size):
-        yield start, min(n, start + batch_size)
+    """(start, stop) of the ceil(n / batch_size) consecutive chunks of at most
+    `chunk_width(n, batch_size)` rows that cover n rows."""
+    width = chunk_width(n, batch_size)
+    for start in range(0, n, width):
+        yield start, min(n, start + width)

@@ -115,18 +115,20 @@ def evaluate_paths(fn, starts, deltas, extras, alphas, weights, factors, rows: i
         starts, deltas, factors: per input (N, ...) float32 arrays (or sliceable).
         extras: per input (K, ...) or (1, ...) float32 offsets, the same for every sample.
         alphas, weights: (K,) nodes and weights.
-        rows: pass size; samples per pass = max(1, rows // K), padded to a fixed chunk shape.
+        rows: pass size; samples per pass at most max(1, rows // K), in near-equal chunks
+            padded to one fixed shape (see probes.forward.chunks).
     """
-    from probes.forward import chunks, pad_rows
+    from probes.forward import chunk_width, chunks, pad_rows
 
     n = starts[0].shape[0]
     k = len(alphas)
-    per = max(1, rows // k)
+    most = max(1, rows // k)
+    per = chunk_width(n, most)
     alphas = np.asarray(alphas, np.float32)
     weights = np.asarray(weights, np.float32)
     outs = []
     extras = [np.asarray(e, np.float32) for e in extras]
-    for start, stop in chunks(n, per):
+    for start, stop in chunks(n, most):
         def cut(arrays, start=start, stop=stop):
             return [pad_rows(np.asarray(x[start:stop], np.float32), per) for x in arrays]
 

@@ -30,10 +30,13 @@ def test_contract_names_shapes_determinism_subset_and_weights(name, separate):
     # Same seed, same numbers (bit for bit).
     np.testing.assert_array_equal(_run(name, model, inputs).effects, r1.effects)
     # A subset, with the full set as background and its sample ids, gives the same rows.
+    # Passes of 4 rows and of 40 round differently in float32 (~1e-7 relative), hence rtol;
+    # atol=0 keeps the zero cells exactly zero.
     rows = np.array([3, 17, 18, 39])
     sub = {k: v[rows] for k, v in inputs.items()}
     r_sub = _run(name, model, sub, background=inputs, sample_ids=rows)
-    np.testing.assert_array_equal(r_sub.effects, r1.effects[:, :, rows])
+    np.testing.assert_allclose(r_sub.effects, r1.effects[:, :, rows], rtol=1e-5, atol=0)
+    assert np.count_nonzero(r_sub.effects) >= 8  # guard: the path cells are not all zero
     # The model is left exactly as it was.
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)

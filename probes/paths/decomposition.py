@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 
 from probes import data as pdata
-from probes.forward import chunks, compiled_forward, run_chunk
+from probes.forward import compiled_forward, run_all
 from probes.graph import _walk
 
 KINDS = ("decomposed", "single_part", "not_decomposable")
@@ -255,6 +255,4 @@ def _forward_parts(model, xs, part_tensors, batch_size) -> list[np.ndarray]:
     with _pre_activation(model):
         sub = keras.Model(model.inputs, list(part_tensors) + list(model.outputs))
         forward = compiled_forward(sub)
-        pieces = [run_chunk(forward, [x[a:b] for x in xs], batch_size)
-                  for a, b in chunks(xs[0].shape[0], batch_size)]
-    return [np.concatenate(p) for p in zip(*pieces)]
+        return run_all(forward, xs, batch_size)

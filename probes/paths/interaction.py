@@ -20,7 +20,7 @@ import numpy as np
 
 from probes import data as pdata
 from probes.attribution import logit_space
-from probes.forward import chunks, compiled_forward, run_chunk
+from probes.forward import chunk_width, chunks, compiled_forward, run_chunk
 from probes.graph import structure
 from probes.paths.decomposition import _targets
 from probes.stats import bootstrap_means
@@ -189,7 +189,8 @@ def _units(forward, xs, rows, swapped: dict, batch_size: int) -> np.ndarray:
     chunks so that a unit that cannot see the swapped inputs gets bit-identical values."""
     index = [swapped.get(k, rows) for k in range(len(xs))]
     pieces = []
+    width = chunk_width(rows.shape[0], batch_size)
     for a, b in chunks(rows.shape[0], batch_size):
-        outs = run_chunk(forward, [x[idx[a:b]] for x, idx in zip(xs, index)], batch_size)
+        outs = run_chunk(forward, [x[idx[a:b]] for x, idx in zip(xs, index)], width)
         pieces.append(np.concatenate(outs, axis=1))  # (b, T)
     return np.concatenate(pieces)
