@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mtl_models.onehot import OneHot
+from mtl_models.tweets import PAD
 from probes import data as pdata
 from probes.forward import chunk_width, chunks, compiled_forward, pad_rows, run_chunk
 from probes.graph import structure
@@ -26,6 +28,7 @@ from probes.result import ProbeResult
 
 MODES = ("shuffle", "zero", "mean", "noise", "occlusion")
 FLOAT_ONLY = ("mean", "noise")
+CODED = ("shuffle", "zero", "occlusion")  # modes whose ablated one-hot rows are codes too
 
 
 def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", labels=None,
@@ -74,11 +77,16 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
         raise ValueError(f"Expected permutations and batch_size >= 1; received "
                          f"{permutations}, {batch_size}")
     ys = pdata.canonical_labels(model, labels, n) if labels is not None else None
-    plans = [_plan(mode, x, b, ids, rng, permutations, window, noise_scale)
-             for x, b in zip(xs, bg)]
+    # Lazy one-hot inputs travel as codes and are encoded in the graph (see compiled_forward)
+    # when the mode's ablated values are codes too: shuffled rows, or PAD for zeros.
+    encoded = tuple(x.features if mode in CODED and isinstance(x, OneHot)
+                    and isinstance(b, OneHot) else None for x, b in zip(xs, bg))
+    xs = [x.codes if w else x for x, w in zip(xs, encoded)]
+    plans = [_plan(mode, x, b.codes if w else b, ids, rng, permutations, window, noise_scale,
+                   empty=PAD if w else 0) for x, b, w in zip(xs, bg, encoded)]
     heads = pdata.output_names(model)
-    effects, loss_effects, profile = _ablate(compiled_forward(model), xs, plans, ys, batch_size,
-                                             heads)
+    effects, loss_effects, profile = _ablate(compiled_forward(model, encoded), xs, plans, ys,
+                                             batch_size, heads)
     params = {"mode": mode, "seed": seed, "batch_size": int(batch_size)}
     if mode in ("shuffle", "noise"):
         params["permutations"] = int(permutations)
@@ -104,7 +112,8 @@ class _Plan:
         self.count, self.variant, self.window = count, variant, window
 
 
-def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale) -> _Plan:
+def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale, empty=0) -> _Plan:
+    """Args: empty is the value of an ablated element: 0, or PAD for one-hot codes."""
     if mode == "shuffle":
         m = len(bg)
         if m < 2:
@@ -115,7 +124,7 @@ def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale) -> _Plan:
         donors = np.stack([s[(np.argsort(s)[ids] + 1) % m] for s in sigmas])  # (K, N)
         return _Plan(permutations, lambda k, rows, xr: bg[donors[k, rows]])
     if mode == "zero":
-        return _Plan(1, lambda k, rows, xr: np.zeros_like(xr))
+        return _Plan(1, lambda k, rows, xr: np.full_like(xr, empty))
     if mode == "mean":
         mean = bg.mean(axis=0, dtype=np.float64).astype(x.dtype)
         return _Plan(1, lambda k, rows, xr: np.broadcast_to(mean, xr.shape))
@@ -130,7 +139,7 @@ def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale) -> _Plan:
 
     def occlude(k, rows, xr):
         out = xr.copy()
-        out[:, k * w:(k + 1) * w] = 0
+        out[:, k * w:(k + 1) * w] = empty
         return out
 
     return _Plan(-(-steps // w), occlude, window=w)

@@ -23,6 +23,8 @@ from probes.forward import chunks, compiled_forward, run_all
 from probes.taskgrads import (
     gradient_function,
     loss_function,
+    loss_kinds,
+    output_losses,
     own_variables,
     pair_statistics,
     variable_groups,
@@ -69,7 +71,7 @@ class Coupling:
 
 def coupling(model, inputs, labels, *, rng: np.random.Generator | None = None,
              learning_rate: float = 1e-2, batch_size: int = 256,
-             seed: int | None = None) -> Coupling:
+             seed: int | None = None, gradients=None) -> Coupling:
     """One gradient step per task, on all its weights and on its own weights only.
 
     Args:
@@ -77,6 +79,9 @@ def coupling(model, inputs, labels, *, rng: np.random.Generator | None = None,
             measured changes use all N samples.
         learning_rate: size of the plain gradient step (theta - lr * g).
         rng: unused (the probe is deterministic); accepted for the probe signature.
+        gradients: optional per head, per variable of `model.trainable_weights`, the gradient
+            of the mean loss over these N samples (from `probes.taskgrads.task_gradients`);
+            computed here when None.
     """
     del rng
     if not learning_rate > 0:
@@ -85,12 +90,16 @@ def coupling(model, inputs, labels, *, rng: np.random.Generator | None = None,
     xs = pdata.canonical_inputs(model, inputs, "inputs")
     ys = pdata.canonical_labels(model, labels, xs[0].shape[0])
     variables = list(model.trainable_weights)
-    grads_fn = gradient_function(model, variables)
-    losses_fn = loss_function(model)
+    kinds = loss_kinds(model)
     forward = compiled_forward(model)
-    grads = _full_gradients(grads_fn, xs, ys, batch_size)  # H x V, averaged over samples
+    if gradients is None:
+        gradients = _full_gradients(gradient_function(model, variables), xs, ys, batch_size)
+    grads = gradients  # H x V, averaged over samples
+    if len(grads) != len(heads) or any(len(g) != len(variables) for g in grads):
+        raise ValueError(f"Expected gradients for {len(heads)} heads x {len(variables)} "
+                         f"variables; received {len(grads)} x {[len(g) for g in grads]}")
     before_out = _outputs(forward, xs, batch_size)
-    before_loss = _losses(losses_fn, xs, ys, batch_size)
+    before_loss = output_losses(before_out, ys, kinds)
     h = len(heads)
     moved, control = np.zeros((h, h)), np.zeros((h, h))
     change, predicted = np.zeros((h, h)), np.zeros((h, h))
@@ -100,8 +109,9 @@ def coupling(model, inputs, labels, *, rng: np.random.Generator | None = None,
         with restored(variables):
             for v, g in zip(variables, grads[j]):
                 v.assign(np.asarray(v.numpy()) - learning_rate * g.astype(np.float32))
-            moved[j] = _moved(before_out, _outputs(forward, xs, batch_size))
-            change[j] = _losses(losses_fn, xs, ys, batch_size) - before_loss
+            after = _outputs(forward, xs, batch_size)
+            moved[j] = _moved(before_out, after)
+            change[j] = output_losses(after, ys, kinds) - before_loss
         mine = {id(v) for v in own_variables(model, heads[j])}
         own.append(len(mine))
         with restored(variables):
@@ -135,15 +145,6 @@ def _outputs(forward, xs, batch_size) -> list[np.ndarray]:
 
 def _moved(before, after) -> np.ndarray:
     return np.array([np.abs(a - b).mean() for a, b in zip(after, before)])
-
-
-def _losses(fn, xs, ys, batch_size) -> np.ndarray:
-    n = xs[0].shape[0]
-    total = 0.0
-    for a, b in chunks(n, batch_size):
-        per = fn([np.asarray(x[a:b], np.float32) for x in xs], [y[a:b] for y in ys])
-        total = total + np.asarray(per, np.float64) * (b - a) / n
-    return total
 
 
 def training_monitor(model, probe_inputs, probe_labels, *, every: int = 8,

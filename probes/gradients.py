@@ -61,11 +61,19 @@ def path_function(model, with_profile: bool):
     g = sum_k weights[k] * d head / d points_k; the attribution factors * g; reduced over every
     axis but the first (and, for the profile, but the first two).
     """
+    from probes.forward import cached
+
+    return cached(model, ("paths", with_profile), lambda: _compile_paths(model, with_profile))
+
+
+def _compile_paths(model, with_profile: bool):
     import tensorflow as tf
 
     single = len(model.inputs) == 1
+    rows = [tf.TensorSpec((None,) + tuple(t.shape[1:]), tf.float32) for t in model.inputs]
+    nodes = tf.TensorSpec((None,), tf.float32)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[rows, rows, rows, nodes, nodes, rows])
     def run(starts, deltas, extras, alphas, weights, factors):
         k = tf.shape(alphas)[0]
         points = []

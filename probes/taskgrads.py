@@ -50,6 +50,26 @@ def head_loss(output, label):
     return tf.reduce_mean(bce)
 
 
+def output_losses(outs, ys, kinds) -> np.ndarray:
+    """(H,) mean loss per head from its outputs, in float64 numpy: the same losses as
+    `head_loss` (binary cross-entropy with Keras' epsilon, or squared error).
+
+    Args:
+        outs, ys: per head (N, C) outputs and labels; kinds: per head "bce" or "mse".
+    """
+    per = []
+    for o, y, kind in zip(outs, ys, kinds):
+        o = np.asarray(o, np.float64).reshape(o.shape[0], -1)
+        y = np.asarray(y, np.float64).reshape(o.shape)
+        if kind == "bce":
+            eps = 1e-7  # Keras' epsilon
+            per.append(np.mean(-(y * np.log(np.clip(o, eps, 1 - eps))
+                                 + (1 - y) * np.log(np.clip(1 - o, eps, 1 - eps)))))
+        else:
+            per.append(np.mean((o - y) ** 2))
+    return np.array(per)
+
+
 def loss_kinds(model) -> tuple[str, ...]:
     """Per head: "bce" for a sigmoid output layer, else "mse"."""
     kinds = []
@@ -168,34 +188,54 @@ def agreement(model, inputs, labels, *, rng: np.random.Generator, batch_size: in
 
     Args:
         inputs: {input name: (N, ...)}; labels: {head name: (N,)}; rng shuffles the samples
-        into mini-batches of `batch_size` (the last partial batch is dropped).
+        into mini-batches of `batch_size` (a last partial batch counts only toward the
+        gradients over all samples).
+    """
+    return task_gradients(model, inputs, labels, rng=rng, batch_size=batch_size, seed=seed)[0]
+
+
+def task_gradients(model, inputs, labels, *, rng: np.random.Generator, batch_size: int = 64,
+                   seed: int | None = None) -> tuple[Agreement, list[list[np.ndarray]]]:
+    """`agreement`, and what it computes on the way: per head, the gradient of the mean loss
+    over all N samples for every variable of `model.trainable_weights` (float64), the one
+    `probes.coupling.coupling` steps along.
     """
     heads = pdata.output_names(model)
     xs = pdata.canonical_inputs(model, inputs, "inputs")
     ys = pdata.canonical_labels(model, labels, xs[0].shape[0])
-    variables, groups = variable_groups(model)
+    shared, groups = variable_groups(model)
     if not groups:
         raise ValueError("Expected a layer with weights shared by at least two heads; "
                          f"received a model whose heads {list(heads)} share no weights")
+    variables = list(model.trainable_weights)
+    position = {id(v): k for k, v in enumerate(variables)}
+    picks = [position[id(v)] for v in shared]  # shared variable j -> its trainable index
     fn = gradient_function(model, variables)
     n = xs[0].shape[0]
     order = rng.permutation(n)
-    batches = [order[a:a + batch_size] for a in range(0, n - batch_size + 1, batch_size)]
+    full = n - n % batch_size
+    batches = [order[a:a + batch_size] for a in range(0, full, batch_size)]
     if not batches:
         raise ValueError(f"Expected at least --batch-size {batch_size} samples; received {n}")
+    rest = [order[full:]] if full < n else []
     norms, cosine, losses = [], [], []
     total = None
-    for rows in batches:
+    for k, rows in enumerate(batches + rest):
         per, grads = fn([np.asarray(x[rows], np.float32) for x in xs], [y[rows] for y in ys])
         grads = [[np.asarray(g, np.float64) for g in gh] for gh in grads]
-        nm, cs = pair_statistics(grads, groups)
-        norms.append(nm)
-        cosine.append(cs)
-        losses.append(np.asarray(per, np.float64))
+        if k < len(batches):
+            nm, cs = pair_statistics([[gh[j] for j in picks] for gh in grads], groups)
+            norms.append(nm)
+            cosine.append(cs)
+            losses.append(np.asarray(per, np.float64))
+        weight = len(rows) / n  # batch means -> the mean over all samples
+        grads = [[g * weight for g in gh] for gh in grads]
         total = grads if total is None else [[a + b for a, b in zip(ta, tb)]
                                              for ta, tb in zip(total, grads)]
-    _, full = pair_statistics(total, groups)
+    _, full_cosine = pair_statistics([[gh[j] for j in picks] for gh in total], groups)
     return Agreement(heads=heads, groups=tuple(groups), norms=np.stack(norms),
-                     cosine=np.stack(cosine), losses=np.stack(losses), full_cosine=full,
+                     cosine=np.stack(cosine), losses=np.stack(losses),
+                     full_cosine=full_cosine,
                      params={"batch_size": batch_size, "batches": len(batches), "seed": seed,
-                             "samples": int(len(batches) * batch_size)})
+                             "samples": int(len(batches) * batch_size),
+                             "samples_full": int(n)}), total

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from mtl_models.variants import build_model
 from probes.cli import main
 from probes.coupling import coupling
-from probes.taskgrads import agreement, shared_layers
+from probes.taskgrads import agreement, shared_layers, task_gradients
 from tests import models as m
 
 N = 48
@@ -77,6 +77,26 @@ def test_coupling_control_step_moves_other_heads_by_exactly_zero(variant):
     np.testing.assert_allclose(c.loss_change, c.predicted, rtol=0.05, atol=1e-9)
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)  # every weight restored
+
+
+def test_task_gradients_over_all_samples_feed_the_coupling_step():
+    model = build_model("concat", seq_len=6, features=5, units=3, seed=2)
+    x = m.random_inputs(model, N)
+    rng = np.random.default_rng(0)
+    y = {"head_1": rng.integers(0, 2, N), "head_2": rng.integers(0, 2, N)}
+    # 48 samples in mini-batches of 20: two batches for the statistics, and the 8 left
+    # over still count toward the gradient over all samples.
+    agree, grads = task_gradients(model, x, y, rng=np.random.default_rng(1), batch_size=20)
+    assert agree.cosine.shape[0] == 2 and agree.params["samples_full"] == N
+    own = coupling(model, x, y, learning_rate=1e-2)
+    given = coupling(model, x, y, learning_rate=1e-2, gradients=grads)
+    # Batch means weighted by their sizes equal the mean over all samples, up to float32
+    # summation order inside the batches (~1e-7 relative).
+    np.testing.assert_allclose(given.predicted, own.predicted, rtol=1e-5, atol=0)
+    np.testing.assert_allclose(given.moved, own.moved, rtol=1e-4, atol=0)
+    assert np.all(given.predicted != 0)  # guard: a real step, not zeros on both sides
+    with pytest.raises(ValueError, match="Expected gradients for 2 heads"):
+        coupling(model, x, y, gradients=grads[:1])
 
 
 def test_training_record_and_cli(tiny_runs):

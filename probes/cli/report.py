@@ -19,7 +19,9 @@ REPORT_PROBES = {
     "ablation/occlusion": {},
     "attribution/saliency": {},
     # Fixed steps: the report shows the completeness gap reached rather than doubling.
-    "attribution/integrated_gradients": {"baseline": "shuffle", "steps": 16},
+    # 8 Gauss-Legendre nodes: at full size the median gap is 1e-5 on separate, and on
+    # concat (which does not converge) 0.015, against 0.046 with 16 nodes; half the cost.
+    "attribution/integrated_gradients": {"baseline": "shuffle", "steps": 8},
 }
 
 

@@ -57,17 +57,17 @@ def shared_record(src, *, seed: int, minibatch: int = 64, learning_rate: float =
     import numpy as np
 
     from probes.coupling import coupling
-    from probes.taskgrads import agreement
+    from probes.taskgrads import task_gradients
 
     if src.labels is None:
         raise ValueError("Expected labels for every head in --data (arrays named by the "
                          "model's outputs) to compute task losses; received none")
     n = len(next(iter(src.inputs.values())))
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5AED]))
-    agree = agreement(src.model, src.inputs, src.labels, rng=rng, batch_size=minibatch,
-                      seed=seed)
+    agree, gradients = task_gradients(src.model, src.inputs, src.labels, rng=rng,
+                                      batch_size=minibatch, seed=seed)
     couple = coupling(src.model, src.inputs, src.labels, learning_rate=learning_rate,
-                      batch_size=batch_size, seed=seed)
+                      batch_size=batch_size, seed=seed, gradients=gradients)
     training = None
     if src.run_dir is not None:
         from mtl_models import runs
