@@ -67,10 +67,12 @@ class TrainConfig:
     n_train: int = 3000
     n_val: int = 500
     n_heldout: int = 1000
-    epochs: int = 10
-    batch_size: int = 128
+    # 8 epochs of 12 steps of 256 at lr 3e-3: concat reaches 0.998 / 1.0 validation accuracy
+    # in 45 s on 2 CPU cores (a step costs about the same at 128 rows as at 256).
+    epochs: int = 8
+    batch_size: int = 256
     patience: int = 4
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     clipnorm: float = 1.0
     seed: int = 0
 

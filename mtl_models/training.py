@@ -34,9 +34,10 @@ class FitResult:
 
 
 def dataset(tweets: TweetSet, labels: dict[str, np.ndarray], features: int, batch_size: int,
-            shuffle_seed: int | None = None) -> tf.data.Dataset:
+            shuffle_seed: int | None = None, repeat: bool = False) -> tf.data.Dataset:
     """Batches of ({"tweet_a", "tweet_b": (B, T, F) float32}, {head: (B, 1) float32}), or of
-    inputs alone when `labels` is empty."""
+    inputs alone when `labels` is empty; `repeat`: the epochs one after another, each in its
+    own shuffled order, from one iterator."""
     codes = {name: getattr(tweets, field) for name, field in INPUTS_OF_SET.items()}
 
     def encode(x):
@@ -52,11 +53,17 @@ def dataset(tweets: TweetSet, labels: dict[str, np.ndarray], features: int, batc
         # An op-level seed makes the order reproducible without touching global seeds.
         ds = ds.shuffle(len(tweets), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
+    if repeat:
+        ds = ds.repeat()
     if labels:
-        ds = ds.map(lambda x, y: (encode(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (encode(x), y))
     else:
-        ds = ds.map(encode, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(encode)
+    # No autotuning: releasing an iterator waits for tf.data's autotuning thread to wake,
+    # which stalled training for 4-5 s at most epochs and at the end of fit (2 CPU cores).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(1).with_options(options)
 
 
 class _BestEpoch(keras.callbacks.Callback):

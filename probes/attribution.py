@@ -170,10 +170,12 @@ def _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size, with
 
 
 class _Constant:
-    """A read-only array of one value: slices materialise only the rows asked for."""
+    """A read-only array of one value: slices materialise only the rows asked for, and the
+    path function takes its one `row` (1, ...) and broadcasts it."""
 
     def __init__(self, value: float, shape: tuple):
         self.value, self.shape, self.dtype = value, shape, np.dtype(np.float32)
+        self.row = np.full((1,) + tuple(shape[1:]), value, np.float32)
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         return np.full((len(range(*rows.indices(self.shape[0]))),) + self.shape[1:],
@@ -185,9 +187,8 @@ def _baseline(baseline, xs, bg, rng, names):
         if baseline not in BASELINES:
             raise ValueError(f"Expected a baseline in {list(BASELINES)} or arrays; "
                              f"received {baseline!r}")
-        if baseline == "zero":  # lazy: inputs may be one-hot views encoded per chunk
-            return [np.zeros_like(x) if isinstance(x, np.ndarray) else _Constant(0.0, x.shape)
-                    for x in xs]
+        if baseline == "zero":  # one broadcast row, never an (N, ...) array of zeros
+            return [_Constant(0.0, x.shape) for x in xs]
         if baseline == "mean":
             return [np.broadcast_to(np.asarray(b.mean(axis=0), np.float32), x.shape)
                     for x, b in zip(xs, bg)]
@@ -281,6 +282,8 @@ class _Rows:
     def __init__(self, x, rows: slice):
         self.x, self.start = x, rows.start
         self.shape = (rows.stop - rows.start,) + tuple(x.shape[1:])
+        if hasattr(x, "row"):
+            self.row = x.row
 
     def __getitem__(self, rows: slice):
         return self.x[self.start + rows.start:self.start + rows.stop]

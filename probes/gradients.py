@@ -76,9 +76,10 @@ def _compile_paths(model, with_profile: bool):
     @tf.function(input_signature=[rows, rows, rows, nodes, nodes, rows])
     def run(starts, deltas, extras, alphas, weights, factors):
         k = tf.shape(alphas)[0]
-        points = []
+        points, sizes = [], []
         for s, d, e in zip(starts, deltas, extras):
-            b = tf.shape(s)[0]
+            b = tf.maximum(tf.shape(s)[0], tf.shape(d)[0])  # a (1, ...) row broadcasts
+            sizes.append(b)
             rest = tf.shape(s)[1:]
             bcast = tf.concat([[1, k], tf.ones_like(rest)], 0)
             p = s[:, None] + tf.reshape(alphas, bcast) * d[:, None] + e[None]  # (b, K, ...)
@@ -93,11 +94,11 @@ def _compile_paths(model, with_profile: bool):
             grads = tape.gradient(total, points,
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
             row_abs, row_signed, row_prof = [], [], []
-            for g, s, f in zip(grads, starts, factors):
-                shape = tf.concat([[tf.shape(s)[0], k], tf.shape(s)[1:]], 0)
+            for g, s, f, b in zip(grads, starts, factors, sizes):
+                shape = tf.concat([[b, k], tf.shape(s)[1:]], 0)
                 g = tf.reshape(g, shape)  # (b, K, ...)
                 g = tf.tensordot(g, weights, axes=[[1], [0]])  # (b, ...)
-                a = g * f
+                a = g * f  # f: (b, ...) or a (1, ...) row
                 flat = tf.reshape(a, [tf.shape(a)[0], -1])
                 row_abs.append(tf.reduce_sum(tf.abs(flat), axis=1))
                 row_signed.append(tf.reduce_sum(flat, axis=1))
@@ -120,7 +121,8 @@ def evaluate_paths(fn, starts, deltas, extras, alphas, weights, factors, rows: i
     """Runs `fn` over chunks of samples so that each pass has at most `rows` rows.
 
     Args:
-        starts, deltas, factors: per input (N, ...) float32 arrays (or sliceable).
+        starts, deltas, factors: per input (N, ...) float32 arrays (or sliceable), or an
+            object whose `row` is a (1, ...) array that every sample shares (a constant).
         extras: per input (K, ...) or (1, ...) float32 offsets, the same for every sample.
         alphas, weights: (K,) nodes and weights.
         rows: pass size; samples per pass at most max(1, rows // K), in near-equal chunks
@@ -138,9 +140,12 @@ def evaluate_paths(fn, starts, deltas, extras, alphas, weights, factors, rows: i
     extras = [np.asarray(e, np.float32) for e in extras]
     for start, stop in chunks(n, most):
         def cut(arrays, start=start, stop=stop):
-            return [pad_rows(np.asarray(x[start:stop], np.float32), per) for x in arrays]
+            return [x.row if hasattr(x, "row") else
+                    pad_rows(np.asarray(x[start:stop], np.float32), per) for x in arrays]
 
-        a, s, p = fn(cut(starts), cut(deltas), extras, alphas, weights, cut(factors))
+        ds = cut(deltas)
+        a, s, p = fn(cut(starts), ds, extras, alphas, weights,
+                     ds if factors is deltas else cut(factors))
         b = stop - start
         outs.append((np.asarray(a, np.float64)[..., :b], np.asarray(s, np.float64)[..., :b],
                      np.asarray(p, np.float64)[:, :, :b] if with_profile else None))
