@@ -62,10 +62,7 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
     xs = pdata.canonical_inputs(model, inputs, "inputs")
     n = xs[0].shape[0]
     bg = xs if background is None else pdata.canonical_inputs(model, background, "background")
-    ids = np.arange(n) if sample_ids is None else np.asarray(sample_ids)
-    if ids.shape != (n,) or ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= len(bg[0]):
-        raise ValueError(f"Expected sample_ids: {n} integers in [0, {len(bg[0])}); "
-                         f"received {ids!r}")
+    ids = pdata.canonical_sample_ids(sample_ids, n, len(bg[0]))
     for name, x in zip(names, xs):
         if mode in FLOAT_ONLY and x.dtype.kind in "iu":
             raise ValueError(f"Expected a float input for {mode} ablation; received "
@@ -171,13 +168,15 @@ def _ablate(forward, xs, plans, ys, batch_size, heads):
         base = _finite(_packed(forward, chunk, [None] * per_pass, plans, rows, width),
                        heads, start)  # per_pass x H x (b, C)
         base_loss = _losses(base[0], ys, rows) if ys is not None else None
+        firsts = np.cumsum([0] + [o.shape[1] for o in base[0][:-1]])  # first unit per head
         for first in range(0, len(copies), per_pass):
             pack = copies[first:first + per_pass]
             outs = _finite(_packed(forward, chunk, pack + [None] * (per_pass - len(pack)),
                                    plans, rows, width), heads, start)
             for c, (i, k) in enumerate(pack):
-                moved = np.stack([np.abs(o - q).sum(axis=1)
-                                  for o, q in zip(outs[c], base[c])])  # (H, b)
+                # Every head at once: |change| summed over each head's own output units.
+                diff = np.abs(np.concatenate(outs[c], axis=1) - np.concatenate(base[c], axis=1))
+                moved = np.add.reduceat(diff, firsts, axis=1).T  # (H, b)
                 if profile is not None:
                     profile[:, i, start:stop, k] = moved
                     effects[:, i, start:stop] += moved  # occlusion: the sum over windows

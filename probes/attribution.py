@@ -105,7 +105,7 @@ def attribute(model, inputs, *, rng: np.random.Generator,
     xs = pdata.canonical_inputs(model, inputs, "inputs")
     n = xs[0].shape[0]
     bg = xs if background is None else pdata.canonical_inputs(model, background, "background")
-    ids = np.arange(n) if sample_ids is None else np.asarray(sample_ids)
+    ids = pdata.canonical_sample_ids(sample_ids, n, len(bg[0]))
     surrogate = embedding_surrogate(model, names)
     base = None
     if method == "integrated_gradients":
@@ -127,7 +127,7 @@ def attribute(model, inputs, *, rng: np.random.Generator,
     with_profile = len(times) == 1 and None not in times
     context = logit_space(model) if space == "logit" else contextlib.nullcontext(())
     with context as logit_heads:
-        fn = path_function(surrogate.model, with_profile)
+        fn = path_function(surrogate.model, with_profile, purpose=method)
         params["logit_heads"] = list(logit_heads)
         gaps = None
         if method == "integrated_gradients":

@@ -91,6 +91,18 @@ def _canonical(name, tensor, x, what):
     return x
 
 
+def canonical_sample_ids(sample_ids, n: int, background_size: int) -> np.ndarray:
+    """(N,) int row of each sample in the background (default 0..N-1), checked."""
+    if sample_ids is None:
+        return np.arange(n)
+    ids = np.asarray(sample_ids)
+    if (ids.shape != (n,) or ids.dtype.kind not in "iu" or ids.min() < 0
+            or ids.max() >= background_size):
+        raise ValueError(f"Expected sample_ids: {n} integers in [0, {background_size}); "
+                         f"received {ids!r}")
+    return ids
+
+
 def canonical_labels(model, labels, n: int) -> list[np.ndarray]:
     """Labels in head order, each (N, C) float64, for every head.
 

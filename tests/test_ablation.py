@@ -42,6 +42,15 @@ def test_contract_names_shapes_determinism_subset_and_weights(name, separate):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("name", ["ablation/zero", "attribution/saliency"])
+@pytest.mark.parametrize("ids", [[0, 1, 2], [0, 1, 2, N], [-1, 0, 1, 2], [0.0, 1.0, 2.0, 3.0]])
+def test_bad_sample_ids_are_refused_by_every_family(name, ids, separate):
+    model, inputs = separate
+    sub = {k: v[:4] for k, v in inputs.items()}
+    with pytest.raises(ValueError, match=rf"Expected sample_ids: 4 integers in \[0, {N}\)"):
+        _run(name, model, sub, background=inputs, sample_ids=np.array(ids))
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_separate_cross_cells_are_exactly_zero(mode, separate):
     model, inputs = separate

@@ -177,17 +177,23 @@ def probe_options(f):
     return f
 
 
+def probe_rng(seed: int):
+    """The generator of a probe command's random draws: a child of --seed, so `probe ablate`
+    and `probe report` draw the same numbers for the same seed."""
+    import numpy as np
+
+    return np.random.default_rng(np.random.SeedSequence([seed, 0xAB1A]))
+
+
 def run_probe(src, name, seed, params):
     """Runs a registered probe on a source and summarizes it."""
-    import numpy as np
     import tensorflow as tf
 
     from probes import stats
     from probes.forward import op_message
     from probes.registry import PROBES
 
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xAB1A]))
-    kwargs = dict(params, rng=rng, seed=seed, model_name=src.name)
+    kwargs = dict(params, rng=probe_rng(seed), seed=seed, model_name=src.name)
     if name.startswith("ablation/"):
         kwargs["labels"] = src.labels
     try:

@@ -10,7 +10,7 @@ import click
 
 from mtl_models import runs
 from mtl_models.variants import VARIANTS
-from probes.cli.common import ensure_run, fail, progress
+from probes.cli.common import ensure_run, fail, probe_rng, progress
 
 # What the report shows, with the parameters each probe runs with.
 REPORT_PROBES = {
@@ -134,8 +134,6 @@ def _subjects(variants, run_dirs, model_path, data_path, unsafe, out, cache_dir,
 
 def _complete(name, directory: Path, make_source, n: int, seed: int, batch_size: int):
     """Runs and saves every report probe missing from `directory`/probes."""
-    import numpy as np
-
     from mtl_models import atomic
     from probes import result as presult
 
@@ -177,9 +175,8 @@ def _complete(name, directory: Path, make_source, n: int, seed: int, batch_size:
                     continue
                 atomic.write_json(target / f"{probe}{suffix}.json", saved)
             else:
-                rng = np.random.default_rng(np.random.SeedSequence([seed, 0xAB1A]))
-                kwargs = dict(REPORT_PROBES[probe], rng=rng, seed=seed, model_name=src.name,
-                              batch_size=batch_size)
+                kwargs = dict(REPORT_PROBES[probe], rng=probe_rng(seed), seed=seed,
+                              model_name=src.name, batch_size=batch_size)
                 if probe.startswith("ablation/"):
                     kwargs["labels"] = src.labels
                 res = PROBES[probe](src.model, src.inputs, **kwargs)
