@@ -3,12 +3,10 @@ interaction contrast of each pair of inputs."""
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from probes.cli.common import fail, model_options, probe_options, progress, source
-from probes.cli.guard import save_record
+from probes.cli.guard import publish_record
 from probes.text import table
 
 
@@ -42,12 +40,7 @@ def paths(pairs, tolerance, samples, seed, batch_size, out_dir, as_json, **kw):
         fail(err)
     if inter is None:
         progress("the model has one input: no interaction contrast")
-    target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
-    if target:
-        saved = save_record(target, f"paths-n{n}-seed{seed}", out)
-        progress(f"saved {saved}")
-    if as_json:
-        click.echo(json.dumps(out))
+    if publish_record(out, f"paths-n{n}-seed{seed}", src, out_dir, as_json, progress):
         return
     _print_decomposition(dec, n)
     if inter is not None:

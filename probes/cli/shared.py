@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from probes.cli.common import fail, model_options, progress, source
-from probes.cli.guard import save_record
+from probes.cli.guard import publish_record
 from probes.text import table
 
 
@@ -40,12 +38,7 @@ def shared(samples, minibatch, learning_rate, seed, batch_size, out_dir, as_json
                                            batch_size=batch_size)
     except ValueError as err:
         fail(err)
-    target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
-    if target:
-        saved = save_record(target, f"shared-n{n}-seed{seed}", out)
-        progress(f"saved {saved}")
-    if as_json:
-        click.echo(json.dumps(out))
+    if publish_record(out, f"shared-n{n}-seed{seed}", src, out_dir, as_json, progress):
         return
     _print(agree, couple, out["training"])
 
