@@ -2,7 +2,7 @@
 inputs, each swept with everything else fixed, and a quadratic fit per sweep.
 
 Probes run in-process through `probes.registry.PROBES`; each point gets one warm-up call on
-its first 4 samples (not with --quick), then `sizes.repeats` timed calls (the median is
+the samples of one pass (the same traced shapes; not with --quick), then `sizes.repeats` timed calls (the median is
 kept). The heads and inputs sweeps use synthetic models of the question's shape: one shared
 LSTM over k inputs, the encodings concatenated, h sigmoid heads on top.
 
@@ -68,6 +68,16 @@ def _params(probe: str, sizes: workload.Sizes) -> dict:
     return {"steps": sizes.scale_steps, "baseline": "zero", "batch_size": sizes.batch_size}
 
 
+def _pass_samples(probe: str, n: int, params: dict) -> int:
+    """Samples in one pass of the timed call, so that a warm-up on that many samples traces
+    the same shapes (gradient functions are traced per shape)."""
+    from probes.forward import chunk_width
+
+    per = params["batch_size"] // params.get("steps", 1) if probe.startswith("attribution/") \
+        else params["batch_size"]
+    return chunk_width(n, max(1, per))
+
+
 def sweep(concat_model, data: dict, sizes: workload.Sizes, report=print) -> list[dict]:
     """Times every probe at every point.
 
@@ -86,8 +96,9 @@ def sweep(concat_model, data: dict, sizes: workload.Sizes, report=print) -> list
             for probe in PROBES:
                 run = REGISTRY[probe]
                 params = _params(probe, sizes)
-                if sizes.warmup:
-                    warm = {k: v[:4] for k, v in inputs.items()}
+                if sizes.warmup:  # traces outside the timing: one pass's worth of samples
+                    rows = _pass_samples(probe, len(next(iter(inputs.values()))), params)
+                    warm = {k: v[:rows] for k, v in inputs.items()}
                     run(model, warm, rng=np.random.default_rng(0), **params)
                 wall, cpu = [], []
                 for _ in range(sizes.repeats):

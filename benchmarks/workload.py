@@ -52,7 +52,7 @@ class Sizes:
     scale_steps: int = 8  # integrated gradients' steps in the sweeps
     scale_permutations: int = 2  # shuffle draws in the sweeps
     repeats: int = 1  # runs per process timing (fastest kept) and per scaling point (median)
-    warmup: bool = True  # one untimed call on 4 samples before each scaling point
+    warmup: bool = True  # one untimed call on one pass of samples before each scaling point
 
 
 FULL = Sizes()
