@@ -71,11 +71,9 @@ def _params(probe: str, sizes: workload.Sizes) -> dict:
 def _pass_samples(probe: str, n: int, params: dict) -> int:
     """Samples in one pass of the timed call, so that a warm-up on that many samples traces
     the same shapes (gradient functions are traced per shape)."""
-    from probes.forward import chunk_width
+    from probes.gradients import samples_per_pass
 
-    per = params["batch_size"] // params.get("steps", 1) if probe.startswith("attribution/") \
-        else params["batch_size"]
-    return chunk_width(n, max(1, per))
+    return samples_per_pass(n, params["batch_size"], params.get("steps", 1))
 
 
 def sweep(concat_model, data: dict, sizes: workload.Sizes, report=print) -> list[dict]:

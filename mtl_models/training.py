@@ -34,10 +34,9 @@ class FitResult:
 
 
 def dataset(tweets: TweetSet, labels: dict[str, np.ndarray], features: int, batch_size: int,
-            shuffle_seed: int | None = None, repeat: bool = False) -> tf.data.Dataset:
+            shuffle_seed: int | None = None) -> tf.data.Dataset:
     """Batches of ({"tweet_a", "tweet_b": (B, T, F) float32}, {head: (B, 1) float32}), or of
-    inputs alone when `labels` is empty; `repeat`: the epochs one after another, each in its
-    own shuffled order, from one iterator."""
+    inputs alone when `labels` is empty."""
     codes = {name: getattr(tweets, field) for name, field in INPUTS_OF_SET.items()}
 
     def encode(x):
@@ -53,8 +52,6 @@ def dataset(tweets: TweetSet, labels: dict[str, np.ndarray], features: int, batc
         # An op-level seed makes the order reproducible without touching global seeds.
         ds = ds.shuffle(len(tweets), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    if repeat:
-        ds = ds.repeat()
     if labels:
         ds = ds.map(lambda x, y: (encode(x), y))
     else:

@@ -21,6 +21,7 @@ import numpy as np
 from probes import data as pdata
 from probes.forward import chunks, compiled_forward, run_all
 from probes.taskgrads import (
+    add_weighted,
     gradient_function,
     loss_function,
     loss_kinds,
@@ -98,7 +99,7 @@ def coupling(model, inputs, labels, *, rng: np.random.Generator | None = None,
     if len(grads) != len(heads) or any(len(g) != len(variables) for g in grads):
         raise ValueError(f"Expected gradients for {len(heads)} heads x {len(variables)} "
                          f"variables; received {len(grads)} x {[len(g) for g in grads]}")
-    before_out = _outputs(forward, xs, batch_size)
+    before_out = run_all(forward, xs, batch_size)  # H x (N, C)
     before_loss = output_losses(before_out, ys, kinds)
     h = len(heads)
     moved, control = np.zeros((h, h)), np.zeros((h, h))
@@ -109,7 +110,7 @@ def coupling(model, inputs, labels, *, rng: np.random.Generator | None = None,
         with restored(variables):
             for v, g in zip(variables, grads[j]):
                 v.assign(np.asarray(v.numpy()) - learning_rate * g.astype(np.float32))
-            after = _outputs(forward, xs, batch_size)
+            after = run_all(forward, xs, batch_size)
             moved[j] = _moved(before_out, after)
             change[j] = output_losses(after, ys, kinds) - before_loss
         mine = {id(v) for v in own_variables(model, heads[j])}
@@ -118,7 +119,7 @@ def coupling(model, inputs, labels, *, rng: np.random.Generator | None = None,
             for v, g in zip(variables, grads[j]):
                 if id(v) in mine:
                     v.assign(np.asarray(v.numpy()) - learning_rate * g.astype(np.float32))
-            control[j] = _moved(before_out, _outputs(forward, xs, batch_size))
+            control[j] = _moved(before_out, run_all(forward, xs, batch_size))
         predicted[j] = [-learning_rate * flat[i] @ flat[j] for i in range(h)]
     return Coupling(heads=heads, moved=moved, moved_control=control, loss_change=change,
                     predicted=predicted, own=tuple(own),
@@ -132,15 +133,8 @@ def _full_gradients(fn, xs, ys, batch_size):
     total = None
     for a, b in chunks(n, batch_size):
         _, g = fn([np.asarray(x[a:b], np.float32) for x in xs], [y[a:b] for y in ys])
-        g = [[np.asarray(t, np.float64) * (b - a) / n for t in gh] for gh in g]
-        total = g if total is None else [[s + t for s, t in zip(ts, tg)]
-                                         for ts, tg in zip(total, g)]
+        total = add_weighted(total, g, (b - a) / n)
     return total
-
-
-def _outputs(forward, xs, batch_size) -> list[np.ndarray]:
-    """Per head (N, C) outputs from fixed-size chunks (bit-identical when weights are)."""
-    return run_all(forward, xs, batch_size)
 
 
 def _moved(before, after) -> np.ndarray:

@@ -121,6 +121,15 @@ def gradient_function(model, variables):
     return run
 
 
+def add_weighted(total, grads, weight: float):
+    """total + weight * grads, per head and variable (float64); total None starts the sum.
+    Batch-mean gradients weighted by batch size / N sum to the mean over all N samples."""
+    grads = [[np.asarray(g, np.float64) * weight for g in gh] for gh in grads]
+    if total is None:
+        return grads
+    return [[a + b for a, b in zip(ta, tb)] for ta, tb in zip(total, grads)]
+
+
 def pair_statistics(grads: list[list[np.ndarray]], groups: dict[str, list[int]]):
     """Norms (G, H) and cosines (G, H, H) of the heads' gradients restricted to each group of
     variables (indices into each head's gradient list)."""
@@ -228,10 +237,7 @@ def task_gradients(model, inputs, labels, *, rng: np.random.Generator, batch_siz
             norms.append(nm)
             cosine.append(cs)
             losses.append(np.asarray(per, np.float64))
-        weight = len(rows) / n  # batch means -> the mean over all samples
-        grads = [[g * weight for g in gh] for gh in grads]
-        total = grads if total is None else [[a + b for a, b in zip(ta, tb)]
-                                             for ta, tb in zip(total, grads)]
+        total = add_weighted(total, grads, len(rows) / n)
     _, full_cosine = pair_statistics([[gh[j] for j in picks] for gh in total], groups)
     return Agreement(heads=heads, groups=tuple(groups), norms=np.stack(norms),
                      cosine=np.stack(cosine), losses=np.stack(losses),
