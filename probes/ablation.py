@@ -54,7 +54,9 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
         model_name: identity recorded in the result.
     Returns:
         A ProbeResult with effects (H, I, N) = |change of each head's output| (summed over
-        output units, averaged over draws), and for occlusion a profile (H, I, N, W).
+        output units, averaged over draws: for a softmax head, twice the total variation
+        distance between the two predicted distributions), and for occlusion a profile
+        (H, I, N, W).
     """
     if mode not in MODES:
         raise ValueError(f"Expected a mode in {list(MODES)}; received {mode!r}")

@@ -10,55 +10,46 @@ Methods:
   smoothgrad            |mean over noisy copies of d head / d x| (Smilkov et al., 2017)
 Each sample's score for an input is the sum of |attribution| over that input's elements (and,
 for integrated gradients, also the signed sum). Heads are attributed in logit space by default
-(the pre-activation of a sigmoid or softmax output layer): the sigmoid saturates and hides
-dependencies.
+(the pre-activation of a sigmoid or softmax output layer, read from a copy of that layer: the
+model is never changed): the sigmoid saturates and hides dependencies.
+
+What is attributed for a head with several units (`target`): one unit per sample, by default
+the unit the model predicts for that sample (its largest output); or a fixed unit index; or
+"all", one score row per unit, named "head[unit]". Heads with more than one output axis
+(sequence outputs) are refused: reduce them in the model, or use ablation.
+
+A gradient is evidence only where it exists: a head that the graph links to an input but whose
+gradient does not reach it (a cast, argmax, rounding, a lookup) is an error naming the layer,
+and a cell whose attributions are all exactly 0 while the head's output moves when that input
+is zeroed (saturated units) is marked unreliable (see probes.stats), never `zero`.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
 from probes import data as pdata
-from probes.forward import compiled_forward, run_all
+from probes.attribution_checks import check_connected, unreliable_cells
+from probes.baselines import BASELINES, Constant, Difference, Rows, baseline_arrays
+from probes.forward import chunk_width, chunks, compiled_forward, pad_rows, run_all
 from probes.gradients import (
     QUADRATURES,
+    Plan,
     embed,
-    embedding_surrogate,
     evaluate_paths,
     path_function,
+    points_forward,
+    token_plan,
 )
 from probes.gradients import quadrature as quadrature_nodes
+from probes.graph import heads as model_heads
 from probes.graph import structure
+from probes.graphrun import logit_heads
 from probes.result import ProbeResult
 
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad")
-BASELINES = ("zero", "mean", "shuffle")
 SPACES = ("logit", "probability")
-SQUASHING = ("sigmoid", "softmax")
-
-
-@contextlib.contextmanager
-def logit_space(model):
-    """Temporarily gives each output layer with a sigmoid/softmax activation a linear one.
-
-    Yields the head names switched to logits; restores every activation in `finally`.
-    """
-    import keras
-
-    switched = []
-    try:
-        for head, tensor in zip(pdata.output_names(model), model.outputs):
-            layer = tensor._keras_history.operation
-            act = getattr(layer, "activation", None)
-            if getattr(act, "__name__", None) in SQUASHING:
-                switched.append((layer, act, head))
-                layer.activation = keras.activations.linear
-        yield tuple(head for _, _, head in switched)
-    finally:
-        for layer, act, _ in switched:
-            layer.activation = act
+TARGETS = ("predicted", "all")  # or a unit index
 
 
 def attribute(model, inputs, *, rng: np.random.Generator,
@@ -66,8 +57,8 @@ def attribute(model, inputs, *, rng: np.random.Generator,
               baseline="zero", steps: int | None = None, quadrature: str = "gauss_legendre",
               noise_samples: int = 16, noise_scale: float = 0.15, tolerance: float = 0.01,
               max_steps: int = 512, background=None, batch_size: int = 256,
-              seed: int | None = None, sample_ids=None, model_name: str | None = None
-              ) -> ProbeResult:
+              seed: int | None = None, sample_ids=None, model_name: str | None = None,
+              target="predicted") -> ProbeResult:
     """Gradient attributions of every head to every input.
 
     Args:
@@ -87,11 +78,81 @@ def attribute(model, inputs, *, rng: np.random.Generator,
         noise_samples, noise_scale: smoothgrad's copies and noise std as a fraction of the
             input's range over the background.
         batch_size: rows per gradient pass (samples x steps); bounds memory.
+        target: the unit of a multi-unit head that is attributed: "predicted" (per sample, the
+            unit with the largest output), a unit index, or "all" (one row per unit, named
+            "head[unit]"). Single-unit heads always attribute their one unit.
     Returns:
-        A ProbeResult with effects (H, I, N) = sum |attribution|, a profile (H, I, N, T) of
+        A ProbeResult with effects (H, I, N) = sum |attribution| (H: a row per head, or per
+        unit with target "all"), a profile (H, I, N, T) of
         sum |attribution| per time step when the inputs share a time axis; for integrated
         gradients also `signed` (H, I, N) and `completeness_gap` (H, N), relative.
     """
+    _check_options(method, space, quadrature, steps, target)
+    names = pdata.input_names(model)
+    pairs = model_heads(model)
+    for head, tensor in pairs:
+        if len(tensor.shape) > 2:
+            raise ValueError(f"Expected heads with one output axis (batch, units) for "
+                             f"attribution; received head {head!r} of shape "
+                             f"{tuple(tensor.shape)}: reduce it in the model, or use probe "
+                             "ablate")
+    xs = pdata.canonical_inputs(model, inputs, "inputs")
+    originals = list(xs)
+    n = xs[0].shape[0]
+    bg = xs if background is None else pdata.canonical_inputs(model, background, "background")
+    ids = pdata.canonical_sample_ids(sample_ids, n, len(bg[0]))
+    tok = token_plan(model, names)
+    row_heads, row_names, selectors = _targets(model, pairs, xs, target, batch_size)
+    base = None
+    if method == "integrated_gradients":
+        base = baseline_arrays(baseline, xs, bg, rng, names)
+    tokens = [np.asarray(xs[i]) if i in tok.layers else None for i in range(len(xs))]
+    for i, layer in tok.layers.items():  # token ids -> embedding vectors
+        xs[i] = embed(layer, xs[i])
+        bg[i] = xs[i] if bg is xs else embed(layer, bg[i])
+        if base is not None:
+            base[i] = (np.zeros_like(xs[i]) if isinstance(baseline, str) and baseline == "zero"
+                       else embed(layer, base[i]) if base[i].dtype.kind in "iu" else base[i])
+    if isinstance(baseline, str) and baseline == "mean" and base is not None:
+        base = baseline_arrays("mean", xs, bg, rng, names)  # the mean in embedding space
+    xs = [x if x.dtype == np.float32 else x.astype(np.float32) for x in xs]
+    squashed = logit_heads(model) if space == "logit" else {}
+    plan = Plan(tok.sites, tuple(row_heads), frozenset(id(layer) for layer in squashed.values()))
+    params = {"method": method, "space": space, "seed": seed, "batch_size": int(batch_size),
+              "target": target if isinstance(target, str) else int(target),
+              "embedded_inputs": {names[i]: layer.name for i, layer in tok.layers.items()},
+              "notes": list(tok.notes), "logit_heads": list(squashed)}
+    times = {x.shape[1] if x.ndim >= 3 else None for x in xs}
+    with_profile = len(times) == 1 and None not in times
+    fn = path_function(model, plan, with_profile, purpose=method)
+    gaps = None
+    if method == "integrated_gradients":
+        params["baseline"] = baseline if isinstance(baseline, str) else "array"
+        red, gaps, used = _integrated(model, plan, fn, xs, base, tokens, selectors, steps,
+                                      quadrature, tolerance, max_steps, batch_size, with_profile)
+        params.update(steps=used, quadrature=quadrature, tolerance=tolerance,
+                      median_gap=float(np.median(gaps)),
+                      converged=bool(np.median(gaps) < tolerance),
+                      samples_over_5pct=int(np.sum(gaps > 0.05)))
+    else:
+        red = _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size,
+                     with_profile, tokens, selectors)
+        if method == "smoothgrad":
+            params.update(noise_samples=int(noise_samples), noise_scale=float(noise_scale))
+    reach = structure(model).reach[list(row_heads)]  # (R, I)
+    check_connected(model, fn.disconnected, reach, row_names, names, row_heads)
+    params["unreliable"] = unreliable_cells(model, originals, red.abs_sum, reach, row_heads,
+                                            row_names, names, batch_size)
+    return ProbeResult(probe="attribution", method=method, model=model_name or model.name,
+                       heads=tuple(row_names), inputs=names, effects=red.abs_sum,
+                       structural=reach, sample_ids=ids, params=params,
+                       profile=red.profile,
+                       profile_starts=np.arange(xs[0].shape[1]) if with_profile else None,
+                       signed=red.signed_sum if method == "integrated_gradients" else None,
+                       completeness_gap=gaps)
+
+
+def _check_options(method, space, quadrature, steps, target):
     if method not in METHODS:
         raise ValueError(f"Expected a method in {list(METHODS)}; received {method!r}")
     if space not in SPACES:
@@ -101,62 +162,45 @@ def attribute(model, inputs, *, rng: np.random.Generator,
                          f"received {quadrature!r}")
     if steps is not None and not 1 <= int(steps) <= 100000:
         raise ValueError(f"Expected steps in [1, 100000]; received {steps}")
-    names = pdata.input_names(model)
-    xs = pdata.canonical_inputs(model, inputs, "inputs")
+    if not (target in TARGETS or (isinstance(target, (int, np.integer))
+                                  and not isinstance(target, bool) and target >= 0)):
+        raise ValueError(f"Expected a target in {list(TARGETS)} or a unit index >= 0; "
+                         f"received {target!r}")
+
+
+def _targets(model, pairs, xs, target, batch_size):
+    """Score rows: (head index per row, row names, per row (N, C) float32 unit weights)."""
     n = xs[0].shape[0]
-    bg = xs if background is None else pdata.canonical_inputs(model, background, "background")
-    ids = pdata.canonical_sample_ids(sample_ids, n, len(bg[0]))
-    surrogate = embedding_surrogate(model, names)
-    base = None
-    if method == "integrated_gradients":
-        base = _baseline(baseline, xs, bg, rng, names)
-    for i, layer in surrogate.embedded.items():  # token ids -> embedding vectors
-        xs[i] = embed(layer, xs[i])
-        bg[i] = xs[i] if bg is xs else embed(layer, bg[i])
-        if base is not None:
-            base[i] = (np.zeros_like(xs[i]) if isinstance(baseline, str) and baseline == "zero"
-                       else embed(layer, base[i]) if base[i].dtype.kind in "iu" else base[i])
-    if isinstance(baseline, str) and baseline == "mean" and base is not None:
-        base = _baseline("mean", xs, bg, rng, names)  # the mean in embedding space
-    xs = [x if x.dtype == np.float32 else x.astype(np.float32) for x in xs]
-    params = {"method": method, "space": space, "seed": seed, "batch_size": int(batch_size),
-              "embedded_inputs": {names[i]: layer.name
-                                  for i, layer in surrogate.embedded.items()},
-              "notes": list(surrogate.notes)}
-    times = {x.shape[1] if x.ndim >= 3 else None for x in xs}
-    with_profile = len(times) == 1 and None not in times
-    context = logit_space(model) if space == "logit" else contextlib.nullcontext(())
-    with context as logit_heads:
-        fn = path_function(surrogate.model, with_profile, purpose=method)
-        params["logit_heads"] = list(logit_heads)
-        gaps = None
-        if method == "integrated_gradients":
-            params["baseline"] = baseline if isinstance(baseline, str) else "array"
-            red, gaps, used = _integrated(surrogate.model, fn, xs, base, steps, quadrature,
-                                          tolerance, max_steps, batch_size, with_profile)
-            params.update(steps=used, quadrature=quadrature, tolerance=tolerance,
-                          median_gap=float(np.median(gaps)),
-                          converged=bool(np.median(gaps) < tolerance),
-                          samples_over_5pct=int(np.sum(gaps > 0.05)))
+    units = [int(np.prod(tensor.shape[1:])) for _, tensor in pairs]
+    predicted = None
+    if target == "predicted" and any(c > 1 for c in units):
+        outs = run_all(compiled_forward(model), xs, batch_size)  # H x (N, C)
+        predicted = [o.argmax(axis=1) for o in outs]
+    row_heads, row_names, selectors = [], [], []
+    for h, ((head, _), c) in enumerate(zip(pairs, units)):
+        if c == 1:
+            picks = [(head, np.zeros(n, int))]
+        elif target == "all":
+            picks = [(f"{head}[{u}]", np.full(n, u)) for u in range(c)]
+        elif target == "predicted":
+            picks = [(head, predicted[h])]
+        elif target >= c:
+            raise ValueError(f"Expected a target unit below {c}, the units of head {head!r}; "
+                             f"received {target}")
         else:
-            red = _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size,
-                         with_profile)
-            if method == "smoothgrad":
-                params.update(noise_samples=int(noise_samples), noise_scale=float(noise_scale))
-    heads = pdata.output_names(model)
-    return ProbeResult(probe="attribution", method=method, model=model_name or model.name,
-                       heads=heads, inputs=names, effects=red.abs_sum,
-                       structural=structure(model).reach, sample_ids=ids, params=params,
-                       profile=red.profile,
-                       profile_starts=np.arange(xs[0].shape[1]) if with_profile else None,
-                       signed=red.signed_sum if method == "integrated_gradients" else None,
-                       completeness_gap=gaps)
+            picks = [(head, np.full(n, int(target)))]
+        for name, unit in picks:
+            row_heads.append(h)
+            row_names.append(name)
+            selectors.append(np.eye(c, dtype=np.float32)[unit])  # (N, C) one-hot
+    return row_heads, row_names, selectors
 
 
-def _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size, with_profile):
+def _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size, with_profile,
+           tokens, selectors):
     """saliency, input_x_gradient, smoothgrad: the gradient at x (averaged over noise)."""
     zeros = [np.zeros((1,) + x.shape[1:], np.float32) for x in xs]
-    ones = [_Constant(1.0, x.shape) for x in xs]
+    ones = [Constant(1.0, x.shape) for x in xs]
     if method == "smoothgrad":
         sigma = [noise_scale * float(b.max() - b.min()) for b in bg]
         extras = [(rng.standard_normal((noise_samples,) + x.shape[1:]) * s).astype(np.float32)
@@ -165,65 +209,16 @@ def _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size, with
     else:
         extras, k = zeros, 1
     factors = xs if method == "input_x_gradient" else ones
-    return evaluate_paths(fn, xs, [_Constant(0.0, x.shape) for x in xs], extras,
-                          np.zeros(k), np.full(k, 1.0 / k), factors, batch_size, with_profile)
-
-
-class _Constant:
-    """A read-only array of one value: slices materialise only the rows asked for, and the
-    path function takes its one `row` (1, ...) and broadcasts it."""
-
-    def __init__(self, value: float, shape: tuple):
-        self.value, self.shape, self.dtype = value, shape, np.dtype(np.float32)
-        self.row = np.full((1,) + tuple(shape[1:]), value, np.float32)
-
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        return np.full((len(range(*rows.indices(self.shape[0]))),) + self.shape[1:],
-                       self.value, np.float32)
-
-
-def _baseline(baseline, xs, bg, rng, names):
-    if isinstance(baseline, str):
-        if baseline not in BASELINES:
-            raise ValueError(f"Expected a baseline in {list(BASELINES)} or arrays; "
-                             f"received {baseline!r}")
-        if baseline == "zero":  # one broadcast row, never an (N, ...) array of zeros
-            return [_Constant(0.0, x.shape) for x in xs]
-        if baseline == "mean":
-            return [np.broadcast_to(np.asarray(b.mean(axis=0), np.float32), x.shape)
-                    for x, b in zip(xs, bg)]
-        out = []
-        for x in xs:
-            if x.ndim < 2:
-                raise ValueError(f"Expected inputs with a time axis for the shuffle baseline; "
-                                 f"received shape {x.shape}")
-            perm = rng.permutation(x.shape[1])
-            out.append(x[:, perm] if isinstance(x, np.ndarray) else _Permuted(x, perm))
-        return out
-    if isinstance(baseline, dict):
-        missing = [name for name in names if name not in baseline]
-        if missing:
-            raise ValueError(f"Expected a baseline for every input {list(names)}; received "
-                             f"none for {missing}")
-        baseline = [baseline[name] for name in names]
-    out = []
-    for name, x, b in zip(names, xs, baseline):
-        b = np.asarray(b)
-        b = b.astype(x.dtype if x.dtype.kind in "iu" else np.float32)
-        if b.shape == x.shape[1:]:
-            b = np.broadcast_to(b, x.shape)
-        if b.shape != x.shape or not np.all(np.isfinite(b)):
-            raise ValueError(f"Expected a finite baseline for {name!r} of shape {x.shape[1:]} "
-                             f"or {x.shape}; received {b.shape}")
-        out.append(b)
-    return out
+    return evaluate_paths(fn, xs, [Constant(0.0, x.shape) for x in xs], extras,
+                          np.zeros(k), np.full(k, 1.0 / k), factors, batch_size, with_profile,
+                          tokens, selectors)
 
 
 PILOT = 16  # samples that choose the automatic step count before the full run
 
 
-def _integrated(model, fn, xs, base, steps, quadrature, tolerance, max_steps, batch_size,
-                with_profile):
+def _integrated(model, plan, fn, xs, base, tokens, selectors, steps, quadrature, tolerance,
+                max_steps, batch_size, with_profile):
     """Integrated gradients with automatic steps -> (Reduced, gaps (H, N), steps used).
 
     Automatic steps: double from 8 on the first PILOT samples until their median relative gap
@@ -232,17 +227,20 @@ def _integrated(model, fn, xs, base, steps, quadrature, tolerance, max_steps, ba
     Doubling stops early when two doublings did not halve the median gap; the result then
     reports the gap reached (params["median_gap"]) and the caller flags it.
     """
-    forward = compiled_forward(model)
-    delta = _totals(forward, xs, batch_size) - _totals(forward, base, batch_size)  # (H, N)
+    forward = points_forward(model, plan)
+    delta = (_scores(forward, xs, tokens, selectors, batch_size)
+             - _scores(forward, base, tokens, selectors, batch_size))  # (R, N)
 
     def run(s, rows):
-        sub = [_Rows(x, rows) for x in xs]
-        b = [_Rows(x, rows) for x in base]
-        deltas = [_Difference(x, x0) for x, x0 in zip(sub, b)]
+        sub = [Rows(x, rows) for x in xs]
+        b = [Rows(x, rows) for x in base]
+        deltas = [Difference(x, x0) for x, x0 in zip(sub, b)]
         extras = [np.zeros((1,) + x.shape[1:], np.float32) for x in xs]
         alphas, weights = quadrature_nodes(quadrature, s)
         red = evaluate_paths(fn, b, deltas, extras, alphas, weights, deltas, batch_size,
-                             with_profile)
+                             with_profile, [None if t is None else Rows(t, rows)
+                                            for t in tokens],
+                             [Rows(sel, rows) for sel in selectors])
         d = delta[:, rows]
         # Relative gap; differences below 1e-6 (float32 noise of the outputs) are not divided.
         gaps = np.abs(red.signed_sum.sum(axis=1) - d) / np.maximum(np.abs(d), 1e-6)
@@ -276,39 +274,19 @@ def _stalled(medians) -> bool:
     return len(medians) >= 3 and medians[-1] > 0.5 * medians[-3]
 
 
-class _Rows:
-    """Rows [start, stop) of an array, sliced lazily."""
+def _scores(forward, points, tokens, selectors, batch_size) -> np.ndarray:
+    """(R, N) each score row at the points (token inputs: embedding-space points, their ids
+    in `tokens`), in near-equal chunks padded to one shape."""
+    n = points[0].shape[0]
+    rows = chunk_width(n, batch_size)
+    out = []
+    for a, b in chunks(n, batch_size):
+        def cut(arrays, dtype, a=a, b=b):
+            return [pad_rows(np.broadcast_to(x.row, (b - a,) + x.row.shape[1:])
+                             if hasattr(x, "row") else np.asarray(x[a:b], dtype), rows)
+                    for x in arrays]
 
-    def __init__(self, x, rows: slice):
-        self.x, self.start = x, rows.start
-        self.shape = (rows.stop - rows.start,) + tuple(x.shape[1:])
-        if hasattr(x, "row"):
-            self.row = x.row
-
-    def __getitem__(self, rows: slice):
-        return self.x[self.start + rows.start:self.start + rows.stop]
-
-
-class _Permuted:
-    """x with its time axis permuted, computed per slice of rows."""
-
-    def __init__(self, x, perm):
-        self.x, self.perm, self.shape, self.dtype = x, perm, x.shape, np.dtype(np.float32)
-
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        return np.asarray(self.x[rows], np.float32)[:, self.perm]
-
-
-class _Difference:
-    """x - baseline, computed per slice."""
-
-    def __init__(self, x, b):
-        self.x, self.b, self.shape = x, b, x.shape
-
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        return (np.asarray(self.x[rows], np.float32) - np.asarray(self.b[rows], np.float32))
-
-
-def _totals(forward, xs, batch_size) -> np.ndarray:
-    """(H, N) each head's output summed over its units, in fixed-size chunks."""
-    return np.stack([o.sum(axis=1) for o in run_all(forward, xs, batch_size)])
+        ids = [np.zeros((0,), np.int32) if t is None else cut([t], np.int32)[0] for t in tokens]
+        out.append(np.asarray(forward(cut(points, np.float32), ids,
+                                      cut(selectors, np.float32)), np.float64)[:, :b - a])
+    return np.concatenate(out, axis=1)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mtl_models.onehot import OneHot
-from probes.graph import input_names, output_names
+from probes.graph import head_aliases, input_names, output_names, token_sites
 
 __all__ = ["canonical_inputs", "canonical_labels", "custom_objects", "input_names",
            "load_model", "load_npz", "output_names"]
@@ -35,7 +35,9 @@ def canonical_inputs(model, inputs, what: str = "inputs") -> list:
         inputs: {input name: array} or a sequence of arrays in model order. A lazy OneHot is
             checked by shape and dtype only and returned as it is (never materialized).
     Returns:
-        Per input, (N, ...) float32 (int32 for integer model inputs) arrays or OneHot.
+        Per input, (N, ...) float32 arrays, int32 for token inputs (integer model inputs, and
+        inputs of any dtype that only feed Embeddings: see probes.graph.token_sites), or
+        OneHot.
     """
     names = input_names(model)
     if isinstance(inputs, dict):
@@ -49,8 +51,9 @@ def canonical_inputs(model, inputs, what: str = "inputs") -> list:
         if len(arrays) != len(names):
             raise ValueError(f"Expected {len(names)} {what} arrays {list(names)}; "
                              f"received {len(arrays)}")
-    out = [_canonical(name, tensor, x, what) for name, tensor, x in
-           zip(names, model.inputs, arrays)]
+    tokens = token_sites(model)
+    out = [_canonical(name, tensor, x, what, i in tokens) for i, (name, tensor, x) in
+           enumerate(zip(names, model.inputs, arrays))]
     counts = {x.shape[0] for x in out}
     if len(counts) != 1:
         raise ValueError(f"Expected the same number of samples in every input; received "
@@ -60,8 +63,9 @@ def canonical_inputs(model, inputs, what: str = "inputs") -> list:
     return out
 
 
-def _canonical(name, tensor, x, what):
-    """One input: shape and dtype checked, cast to the model's dtype, finite."""
+def _canonical(name, tensor, x, what, token: bool = False):
+    """One input: shape and dtype checked, cast to the model's dtype (int32 for a token input
+    whatever its declared dtype), finite."""
     lazy = isinstance(x, OneHot)
     if not lazy:
         x = np.asarray(x)
@@ -71,9 +75,15 @@ def _canonical(name, tensor, x, what):
         shape = ("N",) + tuple("?" if w is None else w for w in want)
         raise ValueError(f"Expected {what} {name!r} of shape ({', '.join(map(str, shape))}); "
                          f"received {x.shape}")
-    model_int = "int" in str(tensor.dtype)
+    model_int = "int" in str(tensor.dtype) or token
     if x.dtype.kind not in "iufb":
         raise ValueError(f"Expected numeric {what} {name!r}; received dtype {x.dtype}")
+    if token and not lazy and x.dtype.kind == "f" and x.size:
+        integral = np.all(np.isfinite(x)) and np.all(x == np.round(x))
+        if not integral:
+            raise ValueError(f"Expected integer token ids for {what} {name!r} (it feeds only "
+                             f"Embedding layers); received non-integer values")
+        x = x.astype(np.int64)
     if model_int and x.dtype.kind not in "iu":
         raise ValueError(f"Expected integer token ids for {what} {name!r}; "
                          f"received dtype {x.dtype}")
@@ -108,15 +118,16 @@ def canonical_labels(model, labels, n: int) -> list[np.ndarray]:
 
     Args:
         labels: {head name: (N,) or (N, ...) array with C values per row}, C the number of
-            the head's output units.
+            the head's output units; a head may be named by its dict key or its layer.
     """
     heads = output_names(model)
+    labels = {head_aliases(model).get(k, k): v for k, v in labels.items()}
     missing = [h for h in heads if h not in labels]
     if missing:
         raise ValueError(f"Expected labels for every head {list(heads)}; "
                          f"received none for {missing}")
     out = []
-    for head, tensor in zip(heads, model.outputs):
+    for head, tensor in zip(heads, model.outputs):  # heads are in model.outputs order
         y = np.asarray(labels[head])
         units = tuple(tensor.shape)[1:]
         width = math.prod(units) if None not in units else None
@@ -264,10 +275,13 @@ def load_npz(path, model) -> tuple[dict, dict | None, list[str]]:
             raise ValueError(f"Expected arrays for inputs {missing} in {str(path)!r} (keyed "
                              f"by input name or arr_0..); received keys {sorted(keys)}")
         inputs = {n: _member(z, k, f"input {n!r}", path) for n, k in chosen.items()}
-        label_keys = [h for h in heads if h in keys and h not in chosen.values()]
-        labels = ({h: _member(z, h, f"labels of head {h!r}", path) for h in label_keys}
+        aliases = head_aliases(model)
+        label_keys = {aliases[k]: k for k in keys
+                      if k in aliases and k not in chosen.values()}  # head -> key
+        labels = ({h: _member(z, k, f"labels of head {h!r}", path)
+                   for h, k in label_keys.items()}
                   if len(label_keys) == len(heads) else None)
-    used = set(chosen.values()) | set(labels or ())
+    used = set(chosen.values()) | (set(label_keys.values()) if labels else set())
     return inputs, labels, sorted(k for k in keys if k not in used)
 
 

@@ -12,8 +12,13 @@ chunks of near-equal width, so a pass never computes more than one padding row p
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 
 import numpy as np
+
+_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
 
 
 def cached(model, key, build):
@@ -21,25 +26,26 @@ def cached(model, key, build):
 
     Tracing a tf.function of a recurrent model (and its gradient) takes seconds, so the probes
     of one process share them. The activations are part of the key because a trace keeps the
-    activation it saw (see probes.attribution.logit_space). The functions are stored on the
-    model itself: they go when the model goes.
+    activation it saw. The functions live beside the model, weakly keyed on it (never on the
+    model object): they go when the model goes.
     """
-    store = model.__dict__.get("_mtl_probe_functions")
-    if store is None:
-        store = {}
-        object.__setattr__(model, "_mtl_probe_functions", store)  # untracked by Keras
     acts = tuple(id(getattr(t._keras_history.operation, "activation", None))
                  for t in model.outputs)
-    if (key, acts) not in store:
-        store[(key, acts)] = build()
-    return store[(key, acts)]
+    with _LOCK:
+        store = _FUNCTIONS.setdefault(model, {})
+        if (key, acts) not in store:
+            store[(key, acts)] = build()
+        return store[(key, acts)]
 
 
-def compiled_forward(model, encoded: tuple = ()):
+def compiled_forward(model, encoded: tuple = (), linear: frozenset = frozenset()):
     """A function mapping a list of input arrays (any number of rows) to the list of output
-    tensors: one tf.function traced once per model, with the batch axis left open.
+    tensors (one per head, `probes.graph.heads` order): one tf.function traced once per model,
+    with the batch axis left open.
 
     Args:
+        linear: names of heads read before their sigmoid/softmax (logit space; see
+            probes.graphrun).
         encoded: per input, the one-hot width F when that input is given as (N, T) integer
             codes to one-hot encode inside the graph (PAD, -1, is an all-zero row: the same
             floats as mtl_models.tweets.one_hot), else None; () for none. A (N, T, F) float32
@@ -47,13 +53,18 @@ def compiled_forward(model, encoded: tuple = ()):
             inputs, 73 MB against 0.3 MB per 256 rows, copied on every pass.
     """
     encoded = tuple(encoded) or (None,) * len(model.inputs)
-    return cached(model, ("forward", encoded), lambda: _compile_forward(model, encoded))
+    linear = frozenset(linear)
+    return cached(model, ("forward", encoded, linear),
+                  lambda: _compile_forward(model, encoded, linear))
 
 
-def _compile_forward(model, encoded):
+def _compile_forward(model, encoded, linear):
     import tensorflow as tf
 
-    single = len(model.inputs) == 1
+    from probes.graphrun import logit_heads, run_graph
+
+    squashed = logit_heads(model)
+    linear_ids = frozenset(id(squashed[h]) for h in linear if h in squashed)
     dtypes, specs = [], []
     for t, width in zip(model.inputs, encoded):
         shape = (None,) + tuple(t.shape[1:])
@@ -64,8 +75,9 @@ def _compile_forward(model, encoded):
     def compiled(xs):
         xs = [tf.one_hot(x, width, dtype=tf.float32) if width else x
               for x, width in zip(xs, encoded)]
-        out = model(xs[0] if single else xs, training=False)
-        return out if isinstance(out, (list, tuple)) else [out]
+        xs = [tf.cast(x, t.dtype) if x.dtype != t.dtype else x
+              for x, t in zip(xs, model.inputs)]
+        return run_graph(model, xs, linear=linear_ids)
 
     def forward(xs):
         return compiled([np.asarray(x, d) for x, d in zip(xs, dtypes)])

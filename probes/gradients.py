@@ -6,9 +6,9 @@ averages them over the points with quadrature weights, multiplies by the method'
 reduces to per-sample sums before anything leaves the graph. Memory is bounded by the rows per
 pass (b * K); nothing of size (N, T, F) is ever copied to numpy.
 
-Token inputs (integers into an Embedding) have no gradient; `embedding_surrogate` rebuilds the
-model from the output of each such input's own Embedding call site, so they are attributed in
-embedding space.
+Token inputs (ids into an Embedding, whatever their dtype) have no gradient; they are attributed
+in embedding space: the graph is run with their Embedding call site given the point on the path
+(probes.graphrun), while the mask, if any, is still computed from the tokens.
 """
 
 from __future__ import annotations
@@ -53,32 +53,80 @@ class Reduced:
     profile: np.ndarray | None
 
 
-def path_function(model, with_profile: bool, purpose: str = ""):
-    """tf.function(starts, deltas, extras, alphas, weights, factors) -> Reduced tensors.
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a path function computes, fixed when it is traced.
+
+    tokens: per input, None, or the (id(layer), call index) of the Embedding call site whose
+        output is the input's point (the graph input then carries the token ids, which every
+        other op, such as a mask, reads). rows: per score row, the index of its head.
+    linear: ids of output layers read before their activation (logit space).
+    """
+
+    tokens: tuple
+    rows: tuple
+    linear: frozenset = frozenset()
+
+
+def graph_outputs(model, plan: Plan, points, tokens, k):
+    """Every head's output (b * K, C) at the points; token inputs' graph inputs are their ids
+    repeated K times, their Embedding call sites given the points."""
+    import tensorflow as tf
+
+    from probes.graphrun import run_graph
+
+    feeds, given = [], {}
+    for i, (p, site) in enumerate(zip(points, plan.tokens)):
+        if site is None:
+            feeds.append(p)
+        else:
+            feeds.append(tf.repeat(tokens[i], k, axis=0))  # (b * K, T) ids, sample-major
+            given[site] = p
+    feeds = [f if f.dtype == t.dtype else tf.cast(f, t.dtype)
+             for f, t in zip(feeds, model.inputs)]
+    return run_graph(model, feeds, given=given, linear=plan.linear)
+
+
+def path_function(model, plan: Plan, with_profile: bool, purpose: str = ""):
+    """A PathFunction(starts, deltas, extras, alphas, weights, factors, tokens, selectors) ->
+    Reduced tensors.
 
     For input i with chunk rows (b, ...): points_k = starts + alphas[k] * deltas + extras[k]
-    (extras: (K, ...) the same offset for every sample); the averaged gradient
-    g = sum_k weights[k] * d head / d points_k; the attribution factors * g; reduced over every
-    axis but the first (and, for the profile, but the first two).
+    (extras: (K, ...) the same offset for every sample); for score row r of head h, the score
+    is sum over units of selectors[r] (b, C) * head output; the averaged gradient
+    g = sum_k weights[k] * d score / d points_k; the attribution factors * g; reduced over
+    every axis but the first (and, for the profile, but the first two).
 
-    One function per model and `purpose` (e.g. the method), traced per chunk shape: a second
-    shape makes TensorFlow trace it once more with open shapes, which then serves all others.
+    One function per model, plan and `purpose` (e.g. the method), traced per chunk shape: a
+    second shape makes TensorFlow trace it once more with open shapes, which then serves all
+    others.
     """
     from probes.forward import cached
 
-    return cached(model, ("paths", with_profile, purpose),
-                  lambda: _compile_paths(model, with_profile))
+    return cached(model, ("paths", plan, with_profile, purpose),
+                  lambda: PathFunction(model, plan, with_profile))
 
 
-def _compile_paths(model, with_profile: bool):
+class PathFunction:
+    """The compiled path function and what its traces found: `disconnected` holds the (score
+    row, input) pairs whose gradient does not exist (TensorFlow returned None), which the
+    caller checks against the graph."""
+
+    def __init__(self, model, plan: Plan, with_profile: bool):
+        self.disconnected: set[tuple[int, int]] = set()
+        self.run = _compile_paths(model, plan, with_profile, self.disconnected)
+
+    def __call__(self, *args):
+        return self.run(*args)
+
+
+def _compile_paths(model, plan: Plan, with_profile: bool, disconnected: set):
     import tensorflow as tf
-
-    single = len(model.inputs) == 1
 
     # Traced per shape, not with an open batch axis: the shape-specific graph of the
     # recurrent gradient ran IG 12% slower when its batch axis was left open (measured).
     @tf.function(reduce_retracing=True)
-    def run(starts, deltas, extras, alphas, weights, factors):
+    def run(starts, deltas, extras, alphas, weights, factors, tokens, selectors):
         k = tf.shape(alphas)[0]
         points, sizes = [], []
         for s, d, e in zip(starts, deltas, extras):
@@ -90,16 +138,20 @@ def _compile_paths(model, with_profile: bool):
             points.append(tf.reshape(p, tf.concat([[b * k], rest], 0)))  # (b * K, ...)
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(points)
-            outs = model(points[0] if single else points, training=False)
-            outs = outs if isinstance(outs, (list, tuple)) else [outs]
-            totals = [tf.reduce_sum(o) for o in outs]  # rows are independent samples
+            outs = graph_outputs(model, plan, points, tokens, k)
+            # rows are independent samples: the sum's gradient is each row's own gradient
+            totals = [tf.reduce_sum(tf.reshape(outs[h], [tf.shape(outs[h])[0], -1])
+                                    * tf.repeat(sel, k, axis=0))
+                      for h, sel in zip(plan.rows, selectors)]
         abs_sums, signed_sums, profiles = [], [], []
-        for total in totals:
-            grads = tape.gradient(total, points,
-                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        for r, total in enumerate(totals):
+            grads = tape.gradient(total, points)
             row_abs, row_signed, row_prof = [], [], []
-            for g, s, f, b in zip(grads, starts, factors, sizes):
+            for i, (g, s, f, b) in enumerate(zip(grads, starts, factors, sizes)):
                 shape = tf.concat([[b, k], tf.shape(s)[1:]], 0)
+                if g is None:  # no gradient: recorded at trace time, zeros for the shapes
+                    disconnected.add((r, i))
+                    g = tf.zeros(shape)
                 g = tf.reshape(g, shape)  # (b, K, ...)
                 g = tf.tensordot(g, weights, axes=[[1], [0]])  # (b, ...)
                 a = g * f  # f: (b, ...) or a (1, ...) row
@@ -120,8 +172,37 @@ def _compile_paths(model, with_profile: bool):
     return run
 
 
+def points_forward(model, plan: Plan):
+    """tf.function(points, tokens) -> per score row (b,) scores at the points (one node per
+    sample): the endpoints of an integrated-gradients path, without gradients."""
+    from probes.forward import cached
+
+    return cached(model, ("points", plan), lambda: _compile_points(model, plan))
+
+
+def _compile_points(model, plan: Plan):
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def run(points, tokens, selectors):
+        outs = graph_outputs(model, plan, points, tokens, 1)
+        return tf.stack([tf.reduce_sum(tf.reshape(outs[h], [tf.shape(outs[h])[0], -1]) * sel,
+                                       axis=1)
+                         for h, sel in zip(plan.rows, selectors)])  # (R, b)
+
+    return run
+
+
+def samples_per_pass(n: int, rows: int, nodes: int) -> int:
+    """Samples in each pass of `evaluate_paths` (its chunk width): at most max(1, rows //
+    nodes), in near-equal chunks of the n samples."""
+    from probes.forward import chunk_width
+
+    return chunk_width(n, max(1, rows // nodes))
+
+
 def evaluate_paths(fn, starts, deltas, extras, alphas, weights, factors, rows: int,
-                   with_profile: bool) -> Reduced:
+                   with_profile: bool, tokens, selectors) -> Reduced:
     """Runs `fn` over chunks of samples so that each pass has at most `rows` rows.
 
     Args:
@@ -131,25 +212,28 @@ def evaluate_paths(fn, starts, deltas, extras, alphas, weights, factors, rows: i
         alphas, weights: (K,) nodes and weights.
         rows: pass size; samples per pass at most max(1, rows // K), in near-equal chunks
             padded to one fixed shape (see probes.forward.chunks).
+        tokens: per input, (N, ...) int32 token ids for a token input, else None.
+        selectors: per score row, (N, C) float32 weights of the head's units.
     """
-    from probes.forward import chunk_width, chunks, pad_rows
+    from probes.forward import chunks, pad_rows
 
     n = starts[0].shape[0]
-    k = len(alphas)
-    most = max(1, rows // k)
-    per = chunk_width(n, most)
+    most = max(1, rows // len(alphas))
+    per = samples_per_pass(n, rows, len(alphas))  # the width of chunks(n, most)
     alphas = np.asarray(alphas, np.float32)
     weights = np.asarray(weights, np.float32)
     outs = []
     extras = [np.asarray(e, np.float32) for e in extras]
+    no_tokens = np.zeros((0,), np.int32)
     for start, stop in chunks(n, most):
-        def cut(arrays, start=start, stop=stop):
+        def cut(arrays, start=start, stop=stop, dtype=np.float32):
             return [x.row if hasattr(x, "row") else
-                    pad_rows(np.asarray(x[start:stop], np.float32), per) for x in arrays]
+                    pad_rows(np.asarray(x[start:stop], dtype), per) for x in arrays]
 
         ds = cut(deltas)
+        ids = [no_tokens if t is None else cut([t], dtype=np.int32)[0] for t in tokens]
         a, s, p = fn(cut(starts), ds, extras, alphas, weights,
-                     ds if factors is deltas else cut(factors))
+                     ds if factors is deltas else cut(factors), ids, cut(selectors))
         b = stop - start
         outs.append((np.asarray(a, np.float64)[..., :b], np.asarray(s, np.float64)[..., :b],
                      np.asarray(p, np.float64)[:, :, :b] if with_profile else None))
@@ -159,66 +243,50 @@ def evaluate_paths(fn, starts, deltas, extras, alphas, weights, factors, rows: i
                             if with_profile else None))
 
 
-def _consumers(model, tensor) -> list[tuple[object, int]]:
-    """(layer, call index) of every call site in the model's graph that reads `tensor`."""
-    found, stack, visited = [], list(model.outputs), set()
-    while stack:
-        history = stack.pop()._keras_history
-        key = (id(history.operation), history.node_index)
-        if key in visited:
-            continue
-        visited.add(key)
-        node = history.operation._inbound_nodes[history.node_index]
-        if any(t is tensor for t in node.input_tensors):
-            found.append((history.operation, history.node_index))
-        stack.extend(node.input_tensors)
-    return found
-
-
 @dataclasses.dataclass(frozen=True)
-class Surrogate:
-    """A model whose token inputs are replaced by their embeddings.
+class Tokens:
+    """Token inputs (see probes.graph.token_sites), attributed at their Embedding's output.
 
-    model: the rebuilt model (inputs in the original order); embedded: input index -> the
-    Embedding layer whose call site output replaced it; notes: one line per replaced input.
+    sites: per input, None or the (id(layer), call index) key of its Embedding call site;
+    layers: input index -> that Embedding layer; notes: one line per token input.
     """
 
-    model: object
-    embedded: dict
+    sites: tuple
+    layers: dict
     notes: tuple[str, ...]
 
 
-def embedding_surrogate(model, names) -> Surrogate:
-    """Replaces each integer input by the output of the Embedding call site that reads it."""
-    import keras
+def token_plan(model, names) -> Tokens:
+    """Where each token input is attributed: at the output of the one Embedding call site that
+    reads it. Other integer inputs have no gradient and are refused."""
+    from probes.graph import consumers, token_sites
 
-    if not any("int" in str(t.dtype) for t in model.inputs):
-        return Surrogate(model, {}, ())
-    new_inputs, embedded, notes = [], {}, []
+    found = token_sites(model)
+    sites, layers, notes = [], {}, []
     for i, (name, tensor) in enumerate(zip(names, model.inputs)):
-        if "int" not in str(tensor.dtype):
-            new_inputs.append(tensor)
+        embeds = found.get(i)
+        if embeds is None:
+            if "int" in str(tensor.dtype):
+                kinds = ", ".join(f"{type(layer).__name__} {layer.name!r}"
+                                  for layer, _ in consumers(model, tensor))
+                raise ValueError(f"Expected integer input {name!r} to feed only Embedding "
+                                 f"layers (gradients need float inputs); received {kinds} "
+                                 "reading it: use probe ablate")
+            sites.append(None)
             continue
-        sites = _consumers(model, tensor)
-        if not sites:
-            new_inputs.append(tensor)  # reaches no head: its attributions are 0
-            continue
-        layer, index = sites[0]
-        if len(sites) != 1 or not isinstance(layer, keras.layers.Embedding):
-            kinds = ", ".join(f"{type(lay).__name__} {lay.name!r}" for lay, _ in sites)
-            raise ValueError(f"Expected integer input {name!r} to feed exactly one Embedding "
-                             f"call site (gradients need float inputs); received {kinds}: "
-                             "use probe ablate")
-        if getattr(layer, "mask_zero", False):
-            raise ValueError(f"Expected the Embedding {layer.name!r} of integer input {name!r} "
-                             "without mask_zero (its mask would be lost in embedding space); "
-                             "received mask_zero=True: use probe ablate")
-        new_inputs.append(layer._inbound_nodes[index].output_tensors[0])
-        embedded[i] = layer
-        notes.append(f"{name}: integer tokens, attributed at the output of Embedding "
-                     f"{layer.name!r} (call site {index})")
-    sub = keras.Model(new_inputs, model.outputs, name=f"{model.name}_embedded")
-    return Surrogate(sub, embedded, tuple(notes))
+        if len(embeds) != 1:
+            raise ValueError(f"Expected token input {name!r} to feed one Embedding call site; "
+                             f"received {len(embeds)} "
+                             f"({', '.join(layer.name for layer, _ in embeds)}): use probe "
+                             "ablate")
+        layer, index = embeds[0]
+        sites.append((id(layer), index))
+        layers[i] = layer
+        masked = " (its mask is computed from the tokens and held fixed)" if getattr(
+            layer, "mask_zero", False) else ""
+        notes.append(f"{name}: tokens, attributed at the output of Embedding {layer.name!r} "
+                     f"(call site {index}){masked}")
+    return Tokens(tuple(sites), layers, tuple(notes))
 
 
 def embed(layer, tokens) -> np.ndarray:

@@ -2,9 +2,14 @@
 
 A shared layer is one layer with several call sites (Keras "nodes"). Reachability must follow
 call sites: in the `separate` variant the shared LSTM's call on tweet_a feeds head_1 and its call
-on tweet_b feeds head_2; following layers instead would connect head_1 to tweet_b. A nested
-model used as a layer is one call site whose outputs are taken to depend on all of its inputs
-(an over-approximation: structural zeros are never claimed falsely).
+on tweet_b feeds head_2; following layers instead would connect head_1 to tweet_b. A functional
+model used as a layer is followed inside: each of its outputs depends only on the inner inputs
+that reach it. Any other layer's outputs are taken to depend on all of its inputs (an
+over-approximation: structural zeros are never claimed falsely).
+
+Heads are the model's outputs in the order Keras flattens them (`model.outputs`), named by their
+dict key when the model returns a dict, else by their layer's name; `heads` is the one place
+that pairs names with tensors, and `flatten_outputs` puts a call's outputs in the same order.
 """
 
 from __future__ import annotations
@@ -69,27 +74,107 @@ def input_names(model) -> tuple[str, ...]:
     return tuple(t._keras_history.operation.name for t in model.inputs)
 
 
+def heads(model) -> list[tuple[str, object]]:
+    """(name, output tensor) per head, in `model.outputs` order: a dict output is named by its
+    key, any other by the name of the layer that produced it."""
+    struct = getattr(model, "_outputs_struct", None)
+    layer_names = [t._keras_history.operation.name for t in model.outputs]
+    if isinstance(struct, dict):
+        import keras
+
+        paths = [path for path, _ in keras.tree.flatten_with_path(struct)]
+        names = [".".join(map(str, path)) for path in paths]
+        if len(names) == len(layer_names):
+            return list(zip(names, model.outputs))
+    return list(zip(layer_names, model.outputs))
+
+
 def output_names(model) -> tuple[str, ...]:
-    return tuple(model.output_names)
+    return tuple(name for name, _ in heads(model))
+
+
+def head_aliases(model) -> dict[str, str]:
+    """Every accepted name of a head -> its name: the head's own name (a dict key) and the
+    name of its output layer, when that names no other head."""
+    pairs = heads(model)
+    own = {name for name, _ in pairs}
+    out = {}
+    for name, tensor in pairs:
+        layer = tensor._keras_history.operation.name
+        if layer not in own and sum(t._keras_history.operation.name == layer
+                                    for _, t in pairs) == 1:
+            out[layer] = name
+    out.update({name: name for name in own})
+    return out
+
+
+def resolve_head(model, name: str) -> str:
+    """The head called `name` (its own name or its output layer's), or ValueError."""
+    aliases = head_aliases(model)
+    if name not in aliases:
+        raise ValueError(f"Expected a head of the model ({', '.join(output_names(model))}); "
+                         f"received {name!r}")
+    return aliases[name]
+
+
+def flatten_outputs(outputs) -> list:
+    """A model call's outputs (a tensor, list or dict) as a list in `heads` order."""
+    import keras
+
+    return keras.tree.flatten(outputs)
+
+
+def consumers(model, tensor) -> list[tuple[object, int]]:
+    """(layer, call index) of every call site upstream of a head that reads `tensor`."""
+    found, stack, visited = [], list(model.outputs), set()
+    while stack:
+        history = stack.pop()._keras_history
+        key = (id(history.operation), history.node_index)
+        if key in visited:
+            continue
+        visited.add(key)
+        node = history.operation._inbound_nodes[history.node_index]
+        if any(t is tensor for t in node.input_tensors):
+            found.append((history.operation, history.node_index))
+        stack.extend(node.input_tensors)
+    return found
+
+
+def token_sites(model) -> dict[int, list[tuple[object, int]]]:
+    """Token inputs found from the graph, whatever their declared dtype: input index -> the
+    Embedding call sites that read it, for every input whose consumers are all Embedding call
+    sites or ops that only compute a boolean mask from it (`mask_zero=True`)."""
+    import keras
+
+    out = {}
+    for i, tensor in enumerate(model.inputs):
+        sites = consumers(model, tensor)
+        embeds = [(layer, k) for layer, k in sites if isinstance(layer, keras.layers.Embedding)]
+        masks = [(layer, k) for layer, k in sites if (layer, k) not in embeds and all(
+            "bool" in str(t.dtype) for t in layer._inbound_nodes[k].output_tensors)]
+        if embeds and len(embeds) + len(masks) == len(sites):
+            out[i] = embeds
+    return out
 
 
 def structure(model) -> Structure:
     """Walks the functional graph back from every output, one call site at a time."""
     inputs = input_names(model)
-    heads = output_names(model)
-    reach = np.zeros((len(heads), len(inputs)), dtype=bool)
+    pairs = heads(model)
+    names = tuple(name for name, _ in pairs)
+    reach = np.zeros((len(pairs), len(inputs)), dtype=bool)
     upstream = {}
     seen_sites: dict[str, set[int]] = {}
     edges = set()
-    for h, tensor in enumerate(model.outputs):
+    for h, (head, tensor) in enumerate(pairs):
         sites, found = _walk(tensor, edges)
-        upstream[heads[h]] = frozenset(sites)
+        upstream[head] = frozenset(sites)
         for name in found:
             reach[h, inputs.index(name)] = True
         for site in sites:
             seen_sites.setdefault(site.layer, set()).add(site.index)
     weighted = frozenset(layer.name for layer in model.layers if layer.trainable_weights)
-    return Structure(heads=heads, inputs=inputs, reach=reach, upstream=upstream,
+    return Structure(heads=names, inputs=inputs, reach=reach, upstream=upstream,
                      call_sites={k: len(v) for k, v in seen_sites.items()}, weighted=weighted,
                      edges=frozenset(edges))
 
@@ -120,8 +205,21 @@ def _walk(tensor, edges: set | None = None) -> tuple[set[CallSite], set[str]]:
             found.add(operation.name)
             continue
         sites.add(CallSite(operation.name, index))
+        inner = _inner_reach(operation, history.tensor_index, len(node.input_tensors))
+        followed = [t for j, t in enumerate(node.input_tensors) if inner is None or inner[j]]
         if edges is not None:
             here = f"{operation.name}#{index}"
-            edges.update((_node_id(t), here) for t in node.input_tensors)
-        stack.extend(node.input_tensors)
+            edges.update((_node_id(t), here) for t in followed)
+        stack.extend(followed)
     return sites, found
+
+
+def _inner_reach(operation, output_index: int, n_inputs: int):
+    """For a functional model called as a layer: per input of the call, whether it reaches
+    output `output_index` inside; None for any other layer (all inputs reach all outputs)."""
+    if not (hasattr(operation, "_nodes_by_depth") and hasattr(operation, "inputs")
+            and hasattr(operation, "outputs")) or len(operation.inputs) != n_inputs:
+        return None
+    _, found = _walk(operation.outputs[output_index])
+    names = [t._keras_history.operation.name for t in operation.inputs]
+    return [name in found for name in names]

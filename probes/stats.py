@@ -13,6 +13,12 @@ effect t_n = sum over inputs of e_n:
       `depends`      share significantly above delta (corrected p < alpha),
       `negligible`   share significantly below delta (the opposite one-sided test, corrected),
       `inconclusive` neither.
+Two more verdicts say that the statistics cannot answer:
+  `too_few_samples`  fewer than MIN_SAMPLES samples: the per-sample effects are kept and the
+                     exact zeros are still reported, but no cell is tested;
+  `unreliable`       a gradient probe's attributions are all exactly 0 while the head's output
+                     moves when the input is zeroed (listed by the probe in
+                     params["unreliable"] with the reason; see probes.attribution_checks).
 Intervals are percentile bootstrap intervals over samples (the same resamples for every cell,
 so shares within a head stay consistent).
 """
@@ -26,7 +32,8 @@ from scipy.special import stdtr  # scipy.stats would add 1.2 s to every command'
 
 from probes.result import ProbeResult
 
-VERDICTS = ("depends", "negligible", "zero", "structural_zero", "inconclusive")
+VERDICTS = ("depends", "negligible", "zero", "structural_zero", "inconclusive",
+            "too_few_samples", "unreliable")
 MIN_SAMPLES = 20
 
 
@@ -114,9 +121,6 @@ def summarize(result: ProbeResult, *, seed: int | None = None, n_boot: int = 200
     Returns:
         A Summary of (H, I) arrays.
     """
-    if result.samples < MIN_SAMPLES:
-        raise ValueError(f"Expected at least {MIN_SAMPLES} samples for the statistics; "
-                         f"received {result.samples}")
     if not 0 < delta < 1 or not 0 < alpha < 1:
         raise ValueError(f"Expected delta and alpha in (0, 1); received {delta}, {alpha}")
     seed = result.seed if seed is None else seed
@@ -131,15 +135,19 @@ def summarize(result: ProbeResult, *, seed: int | None = None, n_boot: int = 200
     d = e - delta * total  # (H, I, N) paired differences
     p_dep = np.full(mean.shape, np.nan)
     p_neg = np.full(mean.shape, np.nan)
-    for h, i in zip(*np.nonzero(~all_zero)):
+    few = result.samples < MIN_SAMPLES
+    for h, i in zip(*np.nonzero(~all_zero & (not few))):
         p_dep[h, i] = _one_sided(d[h, i], "greater")
         p_neg[h, i] = _one_sided(d[h, i], "less")
     p_dep, p_neg = holm(p_dep), holm(p_neg)
-    verdict = np.full(mean.shape, "inconclusive", dtype=object)
+    verdict = np.full(mean.shape, "too_few_samples" if few else "inconclusive", dtype=object)
     verdict[p_neg < alpha] = "negligible"
     verdict[p_dep < alpha] = "depends"
     verdict[all_zero & result.structural] = "zero"
     verdict[all_zero & ~result.structural] = "structural_zero"
+    for cell in result.params.get("unreliable", ()):
+        verdict[result.heads.index(cell["head"]), result.inputs.index(cell["input"])] = \
+            "unreliable"
     loss = None if result.loss_effects is None else result.loss_effects.mean(axis=2)
     return Summary(effect=mean, ci_low=np.percentile(boot, lo, axis=2),
                    ci_high=np.percentile(boot, hi, axis=2), share=_share(mean),
@@ -150,6 +158,7 @@ def summarize(result: ProbeResult, *, seed: int | None = None, n_boot: int = 200
                    verdict=verdict.astype(str), loss_effect=loss,
                    settings={"n_boot": n_boot, "alpha": alpha, "delta": delta,
                              "confidence": confidence, "seed": seed,
+                             "min_samples": MIN_SAMPLES,
                              "test": "one-sided paired t-test on e - delta * total, Holm"})
 
 

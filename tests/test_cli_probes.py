@@ -141,6 +141,7 @@ def test_attribute_separate_run_agrees_with_ablation(tiny_runs):
 def test_attribute_reports_disagreement_with_ablation(tmp_path):
     # head = sigmoid(w . x1 + hard_sigmoid(mean(x2))) with mean(x2) = +-10 on every sample:
     # the hard sigmoid is saturated (gradient exactly 0) yet shuffling x2 flips it 0 <-> 1.
+    # Zero attributions while the output moves are `unreliable`, never `zero`.
     import keras
 
     x1, x2 = keras.Input((m.T, m.F), name="x1"), keras.Input((m.T, m.F), name="x2")
@@ -164,12 +165,16 @@ def test_attribute_reports_disagreement_with_ablation(tmp_path):
     args = ["attribute", "--model", str(tmp_path / "gate.keras"), "--data",
             str(tmp_path / "gate.npz"), "--method", "saliency"]
     out = _json(args + ["--json"])
-    assert out["verdict"] == [["depends", "zero"]]
-    assert out["disagreements"] == [{"head": "head", "input": "x2", "attribution": "zero",
-                                     "ablation": "depends"}]
+    assert out["verdict"] == [["depends", "unreliable"]]
+    assert out["effect"][0][1] == 0.0  # the gradient really is exactly 0
+    assert out["disagreements"] == [{"head": "head", "input": "x2",
+                                     "attribution": "unreliable", "ablation": "depends"}]
+    (cell,) = out["params"]["unreliable"]
+    assert cell["head"] == "head" and cell["input"] == "x2" and "saturated" in cell["reason"]
     text = CliRunner().invoke(main, args).stdout
-    assert ("DISAGREE head <- x2: attribution says zero, ablation (shuffle) says depends"
-            in text)
+    assert ("DISAGREE head <- x2: attribution says unreliable, ablation (shuffle) says "
+            "depends" in text)
+    assert "unreliable head <- x2: every attribution is exactly 0" in text
 
 
 def test_attribute_bad_method_lists_the_choices():

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from probes.cli import main
+from probes.result import load
 from tests import models as m
 
 N = 30  # rows of the data files: above the 20 the statistics need
@@ -263,12 +264,25 @@ def test_labels_present_partial_or_absent(files, tmp_path):
         none.stdout)
 
 
-@pytest.mark.parametrize("rows,extra,received", [(10, [], "received 10 (all the data)"),
-                                                 (N, ["--samples", "5"], "received 5 (--samples)")])
-def test_too_few_samples_for_the_statistics(files, tmp_path, rows, extra, received):
+@pytest.mark.parametrize("rows,extra,said", [(10, [], "10 sample(s) (all the data)"),
+                                             (N, ["--samples", "1"], "1 sample(s) (--samples)")])
+def test_few_samples_give_per_sample_results_and_too_few_samples(files, tmp_path, rows, extra,
+                                                                  said):
     path = _data(tmp_path, **_good(rows))
-    error(_ablate(files / "model.keras", path, *extra),
-          "Expected at least 20 samples for the statistics", received)
+    out = cli(_ablate(files / "model.keras", path, *extra, "--mode", "zero", "--json",
+                      "--out", tmp_path / "res"))
+    assert said in out.stderr and "too_few_samples" in out.stderr
+    res = json.loads(out.stdout)
+    n = 1 if extra else rows
+    assert res["samples"] == n
+    verdicts = np.array(res["verdict"])
+    # No cell is tested; the graph's structural zeros and the planted exact zero remain.
+    structural = np.array(res["structural"])
+    assert set(verdicts[structural].tolist()) <= {"too_few_samples", "zero"}
+    assert (verdicts == "too_few_samples").sum() >= 3
+    assert np.all(verdicts[~structural] == "structural_zero")
+    saved = load(next((tmp_path / "res").glob("*.json")))
+    assert saved.effects.shape[2] == n
 
 
 def test_token_ids_the_model_cannot_take(tmp_path):
@@ -278,10 +292,16 @@ def test_token_ids_the_model_cannot_take(tmp_path):
     np.savez(tmp_path / "bad.npz", **bad)
     error(["ablate", "--model", model, "--data", tmp_path / "bad.npz"],
           "received an error from the model", "12 is not in [0, 10)")
+    # Float arrays of whole numbers are token ids too (a token input is found from the graph);
+    # fractions are not.
     bad["tokens_a"] = bad["tokens_a"].astype("float32")
     np.savez(tmp_path / "bad.npz", **bad)
     error(["ablate", "--model", model, "--data", tmp_path / "bad.npz"],
-          "Expected integer token ids", "'tokens_a'", "float32")
+          "received an error from the model", "12 is not in [0, 10)")
+    bad["tokens_a"][0, 0] = 0.5
+    np.savez(tmp_path / "bad.npz", **bad)
+    error(["ablate", "--model", model, "--data", tmp_path / "bad.npz"],
+          "Expected integer token ids", "'tokens_a'", "non-integer")
 
 
 def test_a_model_whose_outputs_are_nan_is_an_error_not_a_verdict(tmp_path):

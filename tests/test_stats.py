@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -82,10 +84,27 @@ def test_the_rule_is_scale_free():
     np.testing.assert_allclose(tiny.p_value, big.p_value, rtol=1e-9)
 
 
-def test_too_few_samples_say_how_many_are_needed():
-    with pytest.raises(ValueError, match=f"Expected at least {MIN_SAMPLES} samples for the "
-                                         "statistics; received 5"):
-        summarize(_result(np.ones((1, 1, 5))))
+@pytest.mark.parametrize("n", [1, 5, MIN_SAMPLES - 1])
+def test_too_few_samples_keep_the_exact_zeros_and_test_nothing(n):
+    e = np.ones((1, 3, n))
+    e[0, 1] = 0.0  # a path that carries nothing
+    e[0, 2] = 0.0
+    structural = np.array([[True, True, False]])
+    s = summarize(_result(e, structural))
+    assert s.verdict.tolist() == [["too_few_samples", "zero", "structural_zero"]]
+    # Untested cells keep p = 1 in the JSON; the keys are those of a full summary.
+    assert s.p_value[0, 0] == 1.0 and s.p_negligible[0, 0] == 1.0
+    r = _result(e, structural)
+    assert set(to_json(r, s)) == set(to_json(*_enough(r)))
+    # The same effects repeated to MIN_SAMPLES rows are tested: the guard is the sample count.
+    big = _result(np.repeat(e, -(-MIN_SAMPLES // n), axis=2), structural)
+    assert summarize(big).verdict[0, 0] == "depends"
+
+
+def _enough(r):
+    full = dataclasses.replace(r, effects=np.repeat(r.effects, MIN_SAMPLES, axis=2),
+                               sample_ids=np.arange(r.samples * MIN_SAMPLES))
+    return full, summarize(full)
 
 
 def test_same_seed_same_summary_and_json_contract():

@@ -221,8 +221,9 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
         progress(note)
     samples = len(next(iter(src.inputs.values())))
     if samples < stats.MIN_SAMPLES:
-        fail(ValueError(f"Expected at least {stats.MIN_SAMPLES} samples for the statistics; "
-                        f"received {samples} ({'--samples' if requested else 'all the data'})"))
+        progress(f"{samples} sample(s) ({'--samples' if requested else 'all the data'}): the "
+                 f"per-sample results are computed and saved, but the statistics need "
+                 f"{stats.MIN_SAMPLES}, so tested cells are too_few_samples")
     if not target and src.run_dir:
         target = writable_dir(src.run_dir / "probes", "run's probes")
     progress(f"{name} of {src.name} on {samples} samples ...")
@@ -292,6 +293,11 @@ def print_matrix(res, summary):
     click.echo(f"verdict: share of the head's total effect above {summary.settings['delta']} "
                f"(one-sided paired t-test, Holm, alpha {summary.settings['alpha']}); exact zeros "
                "are zero / structural_zero")
+    if res.samples < summary.settings["min_samples"]:
+        click.echo(f"too_few_samples: {res.samples} sample(s); the tests need at least "
+                   f"{summary.settings['min_samples']} (the per-sample effects are saved)")
+    for cell in res.params.get("unreliable", ()):
+        click.echo(f"unreliable {cell['head']} <- {cell['input']}: {cell['reason']}")
 
 
 def _p(p: float) -> str:

@@ -10,6 +10,15 @@ from probes.cli.common import model_options, probe_command, probe_options
 from probes.gradients import QUADRATURES
 
 
+def _target(ctx, param, value):
+    if value in ("predicted", "all"):
+        return value
+    if value.isdigit():
+        return int(value)
+    raise click.BadParameter(f"expected 'predicted', 'all' or a unit index >= 0; received "
+                             f"{value!r}")
+
+
 @click.command()
 @model_options
 @click.option("--mode", type=click.Choice(MODES), default="shuffle", show_default=True,
@@ -42,16 +51,20 @@ def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_js
               "Gauss-Legendre, midpoint Riemann sum or trapezoid.")
 @click.option("--space", type=click.Choice(SPACES), default="logit",
               show_default=True, help="Attribute the pre-sigmoid logit or the probability.")
+@click.option("--target", default="predicted", show_default=True, callback=_target,
+              help="The unit of a multi-unit head to attribute: 'predicted' (per sample, the "
+                   "unit with the largest output), a unit index, or 'all' (one row per unit, "
+                   "named head[unit]). Single-unit heads always use their one unit.")
 @click.option("--compare/--no-compare", default=True, show_default=True,
               help="Also run ablation (shuffle) and report cells where the verdicts differ.")
 @probe_options
-def attribute(method, baseline, steps, quadrature, space, compare, samples, seed, batch_size,
-              out_dir, as_json, **kw):
+def attribute(method, baseline, steps, quadrature, space, target, compare, samples, seed,
+              batch_size, out_dir, as_json, **kw):
     """Gradient attribution of every head to every input, with the same statistics and
     verdicts as `probe ablate`, and the cells where the two disagree."""
     probe_command(kw, f"attribution/{method}", samples, seed, out_dir, as_json,
                    {"baseline": baseline, "steps": steps, "quadrature": quadrature,
-                    "space": space, "batch_size": batch_size},
+                    "space": space, "target": target, "batch_size": batch_size},
                    compare=compare)
 
 

@@ -19,8 +19,8 @@ import itertools
 import numpy as np
 
 from probes import data as pdata
-from probes.attribution import logit_space
 from probes.forward import chunk_width, chunks, compiled_forward, run_chunk
+from probes.graphrun import logit_heads as squashed_heads
 from probes.graph import structure
 from probes.paths.decomposition import _targets
 from probes.stats import bootstrap_means
@@ -148,16 +148,16 @@ def interaction(model, inputs, *, rng: np.random.Generator, pairs: int | None = 
     qs = list(itertools.combinations(range(len(names)), 2))
     rows = np.arange(pairs) % n  # (P,)
     partners = np.stack([[_derangements(n, pairs, rng) for _ in range(2)] for _ in qs])
-    with logit_space(model) as logit_heads:
-        forward = compiled_forward(model)
-        base = _units(forward, xs, rows, {}, batch_size)  # (P, T)
-        contrast = np.empty((base.shape[1], len(qs), pairs))
-        for q, (i, j) in enumerate(qs):
-            a_, b_ = partners[q]
-            f_a = _units(forward, xs, rows, {i: a_}, batch_size)
-            f_b = _units(forward, xs, rows, {j: b_}, batch_size)
-            f_ab = _units(forward, xs, rows, {i: a_, j: b_}, batch_size)
-            contrast[:, q] = (base - f_a - f_b + f_ab).T
+    logit_heads = tuple(squashed_heads(model))  # read before their activation
+    forward = compiled_forward(model, linear=frozenset(logit_heads))
+    base = _units(forward, xs, rows, {}, batch_size)  # (P, T)
+    contrast = np.empty((base.shape[1], len(qs), pairs))
+    for q, (i, j) in enumerate(qs):
+        a_, b_ = partners[q]
+        f_a = _units(forward, xs, rows, {i: a_}, batch_size)
+        f_b = _units(forward, xs, rows, {j: b_}, batch_size)
+        f_ab = _units(forward, xs, rows, {i: a_, j: b_}, batch_size)
+        contrast[:, q] = (base - f_a - f_b + f_ab).T
     reach = structure(model).reach  # (H, I)
     heads = [h for h, _, _ in _targets(model)]
     structural = np.array([[reach[h, i] and reach[h, j] for i, j in qs] for h in heads],

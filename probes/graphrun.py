@@ -1,0 +1,78 @@
+"""Runs a functional model's graph call site by call site, with some call sites' outputs given.
+
+The probes need the model's own computation with two changes that calling the model cannot
+express, and must not touch the user's model object to get them:
+  - a token input's Embedding call site can be given its output (a point in embedding space on
+    an integrated-gradients path), while every other op still reads the original tokens, so a
+    mask computed from them (`Embedding(mask_zero=True)`) stays fixed along the path;
+  - a head whose output layer squashes (sigmoid, softmax) can be read before the squashing
+    ("logit space"), from a shallow copy of that layer with a linear activation that shares the
+    layer's weights.
+This is the loop of Keras' `Functional._run_through_graph`, with those two substitutions.
+"""
+
+from __future__ import annotations
+
+SQUASHING = ("sigmoid", "softmax")
+
+
+def logit_heads(model) -> dict[str, object]:
+    """Head name -> the head's output layer, for heads whose layer ends in a sigmoid or softmax
+    activation (the heads that logit space reads before the activation)."""
+    from probes.graph import heads
+
+    out = {}
+    for name, tensor in heads(model):
+        layer = tensor._keras_history.operation
+        if getattr(getattr(layer, "activation", None), "__name__", None) in SQUASHING:
+            out[name] = layer
+    return out
+
+
+def linear_copy(layer):
+    """A shallow copy of `layer` whose activation is linear: same weights, the original
+    untouched."""
+    import keras
+
+    # copy.copy would pickle a Keras layer (its __reduce__ saves it): copy the attributes.
+    twin = object.__new__(type(layer))
+    twin.__dict__.update(layer.__dict__)
+    object.__setattr__(twin, "activation", keras.activations.linear)
+    return twin
+
+
+def run_graph(model, inputs: list, *, given: dict | None = None, linear: frozenset = frozenset()
+              ) -> list:
+    """The model's outputs in `heads` order, computed call site by call site in inference mode.
+
+    Args:
+        inputs: one tensor per model input, model order.
+        given: {(id(layer), call index): tensor} outputs to use instead of calling those
+            call sites.
+        linear: ids of output layers to call with a linear activation instead of their own.
+    """
+    import keras
+
+    given = given or {}
+    twins = {}
+    values = {id(t): x for t, x in zip(model.inputs, inputs)}
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if not node.operation or node.is_input:
+                continue
+            if any(id(t) not in values for t in node.input_tensors):
+                continue  # not upstream of what the inputs feed
+            op = node.operation
+            key = (id(op), op._inbound_nodes.index(node))
+            if key in given:
+                outs = [given[key]]
+            else:
+                args, kwargs = node.arguments.fill_in(values)
+                if "training" in getattr(op, "_call_context_args", {}):
+                    kwargs["training"] = False
+                if id(op) in linear:
+                    op = twins.setdefault(id(op), linear_copy(op))
+                outs = keras.tree.flatten(op(*args, **kwargs))
+            for tensor, value in zip(node.outputs, outs):
+                values[id(tensor)] = value
+    return [values[id(t)] for t in model.outputs]
