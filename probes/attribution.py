@@ -44,7 +44,7 @@ from probes.gradients import (
 from probes.gradients import quadrature as quadrature_nodes
 from probes.graph import heads as model_heads
 from probes.graph import structure
-from probes.graphrun import logit_heads
+from probes.graphrun import has_masks, logit_heads
 from probes.result import ProbeResult
 
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad")
@@ -117,7 +117,8 @@ def attribute(model, inputs, *, rng: np.random.Generator,
         base = baseline_arrays("mean", xs, bg, rng, names)  # the mean in embedding space
     xs = [x if x.dtype == np.float32 else x.astype(np.float32) for x in xs]
     squashed = logit_heads(model) if space == "logit" else {}
-    plan = Plan(tok.sites, tuple(row_heads), frozenset(id(layer) for layer in squashed.values()))
+    plan = Plan(tok.sites, tuple(row_heads), frozenset(id(layer) for layer in squashed.values()),
+                masks=has_masks(model))
     params = {"method": method, "space": space, "seed": seed, "batch_size": int(batch_size),
               "target": target if isinstance(target, str) else int(target),
               "embedded_inputs": {names[i]: layer.name for i, layer in tok.layers.items()},
@@ -228,8 +229,9 @@ def _integrated(model, plan, fn, xs, base, tokens, selectors, steps, quadrature,
     reports the gap reached (params["median_gap"]) and the caller flags it.
     """
     forward = points_forward(model, plan)
-    delta = (_scores(forward, xs, tokens, selectors, batch_size)
-             - _scores(forward, base, tokens, selectors, batch_size))  # (R, N)
+    originals = xs if plan.masks else []  # masks from the sample, at both ends
+    delta = (_scores(forward, xs, tokens, selectors, originals, batch_size)
+             - _scores(forward, base, tokens, selectors, originals, batch_size))  # (R, N)
 
     def run(s, rows):
         sub = [Rows(x, rows) for x in xs]
@@ -274,9 +276,9 @@ def _stalled(medians) -> bool:
     return len(medians) >= 3 and medians[-1] > 0.5 * medians[-3]
 
 
-def _scores(forward, points, tokens, selectors, batch_size) -> np.ndarray:
+def _scores(forward, points, tokens, selectors, originals, batch_size) -> np.ndarray:
     """(R, N) each score row at the points (token inputs: embedding-space points, their ids
-    in `tokens`), in near-equal chunks padded to one shape."""
+    in `tokens`; masks from `originals`), in near-equal chunks padded to one shape."""
     n = points[0].shape[0]
     rows = chunk_width(n, batch_size)
     out = []
@@ -287,6 +289,6 @@ def _scores(forward, points, tokens, selectors, batch_size) -> np.ndarray:
                     for x in arrays]
 
         ids = [np.zeros((0,), np.int32) if t is None else cut([t], np.int32)[0] for t in tokens]
-        out.append(np.asarray(forward(cut(points, np.float32), ids,
-                                      cut(selectors, np.float32)), np.float64)[:, :b - a])
+        out.append(np.asarray(forward(cut(points, np.float32), ids, cut(selectors, np.float32),
+                                      cut(originals, np.float32)), np.float64)[:, :b - a])
     return np.concatenate(out, axis=1)

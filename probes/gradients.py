@@ -61,30 +61,42 @@ class Plan:
         output is the input's point (the graph input then carries the token ids, which every
         other op, such as a mask, reads). rows: per score row, the index of its head.
     linear: ids of output layers read before their activation (logit space).
+    masks: the graph computes boolean masks from its inputs (`Masking`): hold them at the
+        sample's.
     """
 
     tokens: tuple
     rows: tuple
     linear: frozenset = frozenset()
+    masks: bool = False
 
 
-def graph_outputs(model, plan: Plan, points, tokens, k):
+def graph_outputs(model, plan: Plan, points, tokens, k, originals=None):
     """Every head's output (b * K, C) at the points; token inputs' graph inputs are their ids
-    repeated K times, their Embedding call sites given the points."""
+    repeated K times, their Embedding call sites given the points. `originals` (per input,
+    (b, ...) samples, or None) are what masks are computed from, repeated K times: a mask
+    stays that of the sample all along its path."""
     import tensorflow as tf
 
     from probes.graphrun import run_graph
 
-    feeds, given = [], {}
+    feeds, given, fixed = [], {}, []
     for i, (p, site) in enumerate(zip(points, plan.tokens)):
         if site is None:
             feeds.append(p)
+            if originals is not None:
+                fixed.append(tf.repeat(originals[i], k, axis=0))
         else:
             feeds.append(tf.repeat(tokens[i], k, axis=0))  # (b * K, T) ids, sample-major
+            fixed.append(feeds[-1])
             given[site] = p
-    feeds = [f if f.dtype == t.dtype else tf.cast(f, t.dtype)
-             for f, t in zip(feeds, model.inputs)]
-    return run_graph(model, feeds, given=given, linear=plan.linear)
+
+    def cast(xs):
+        return [x if x.dtype == t.dtype else tf.cast(x, t.dtype)
+                for x, t in zip(xs, model.inputs)]
+
+    return run_graph(model, cast(feeds), given=given, linear=plan.linear,
+                     fixed=cast(fixed) if originals is not None and plan.masks else None)
 
 
 def path_function(model, plan: Plan, with_profile: bool, purpose: str = ""):
@@ -136,9 +148,12 @@ def _compile_paths(model, plan: Plan, with_profile: bool, disconnected: set):
             bcast = tf.concat([[1, k], tf.ones_like(rest)], 0)
             p = s[:, None] + tf.reshape(alphas, bcast) * d[:, None] + e[None]  # (b, K, ...)
             points.append(tf.reshape(p, tf.concat([[b * k], rest], 0)))  # (b * K, ...)
+        # The sample itself: the end of an integrated-gradients path, or the point of the
+        # local methods (whose deltas are 0); masks are computed from it.
+        originals = ([s + d for s, d in zip(starts, deltas)] if plan.masks else None)
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(points)
-            outs = graph_outputs(model, plan, points, tokens, k)
+            outs = graph_outputs(model, plan, points, tokens, k, originals)
             # rows are independent samples: the sum's gradient is each row's own gradient
             totals = [tf.reduce_sum(tf.reshape(outs[h], [tf.shape(outs[h])[0], -1])
                                     * tf.repeat(sel, k, axis=0))
@@ -173,8 +188,9 @@ def _compile_paths(model, plan: Plan, with_profile: bool, disconnected: set):
 
 
 def points_forward(model, plan: Plan):
-    """tf.function(points, tokens) -> per score row (b,) scores at the points (one node per
-    sample): the endpoints of an integrated-gradients path, without gradients."""
+    """tf.function(points, tokens, selectors, originals) -> per score row (b,) scores at the
+    points (one node per sample), masks computed from `originals`: the endpoints of an
+    integrated-gradients path, without gradients."""
     from probes.forward import cached
 
     return cached(model, ("points", plan), lambda: _compile_points(model, plan))
@@ -184,8 +200,8 @@ def _compile_points(model, plan: Plan):
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
-    def run(points, tokens, selectors):
-        outs = graph_outputs(model, plan, points, tokens, 1)
+    def run(points, tokens, selectors, originals):
+        outs = graph_outputs(model, plan, points, tokens, 1, originals if plan.masks else None)
         return tf.stack([tf.reduce_sum(tf.reshape(outs[h], [tf.shape(outs[h])[0], -1]) * sel,
                                        axis=1)
                          for h, sel in zip(plan.rows, selectors)])  # (R, b)

@@ -5,6 +5,9 @@ express, and must not touch the user's model object to get them:
   - a token input's Embedding call site can be given its output (a point in embedding space on
     an integrated-gradients path), while every other op still reads the original tokens, so a
     mask computed from them (`Embedding(mask_zero=True)`) stays fixed along the path;
+  - boolean masks computed from the inputs (`Masking`, `mask_zero=True`: NotEqual and Any ops
+    in the graph) can be computed from other inputs than the rest, the original sample, so
+    that they stay fixed while the points move along a path;
   - a head whose output layer squashes (sigmoid, softmax) can be read before the squashing
     ("logit space"), from a shallow copy of that layer with a linear activation that shares the
     layer's weights.
@@ -29,6 +32,13 @@ def logit_heads(model) -> dict[str, object]:
     return out
 
 
+def has_masks(model) -> bool:
+    """Whether the graph computes boolean tensors (masks) anywhere."""
+    return any(all("bool" in str(t.dtype) for t in node.outputs) and node.outputs
+               for nodes in model._nodes_by_depth.values() for node in nodes
+               if not node.is_input)
+
+
 def linear_copy(layer):
     """A shallow copy of `layer` whose activation is linear: same weights, the original
     untouched."""
@@ -41,8 +51,8 @@ def linear_copy(layer):
     return twin
 
 
-def run_graph(model, inputs: list, *, given: dict | None = None, linear: frozenset = frozenset()
-              ) -> list:
+def run_graph(model, inputs: list, *, given: dict | None = None, linear: frozenset = frozenset(),
+              fixed: list | None = None) -> list:
     """The model's outputs in `heads` order, computed call site by call site in inference mode.
 
     Args:
@@ -50,12 +60,16 @@ def run_graph(model, inputs: list, *, given: dict | None = None, linear: frozens
         given: {(id(layer), call index): tensor} outputs to use instead of calling those
             call sites.
         linear: ids of output layers to call with a linear activation instead of their own.
+        fixed: one tensor per model input (the original samples), from which every op with
+            only boolean outputs that reads nothing but inputs and such ops (a mask) is
+            computed instead; None computes masks from `inputs` like the rest.
     """
     import keras
 
     given = given or {}
     twins = {}
     values = {id(t): x for t, x in zip(model.inputs, inputs)}
+    masks = {} if fixed is None else {id(t): x for t, x in zip(model.inputs, fixed)}
     for depth in sorted(model._nodes_by_depth, reverse=True):
         for node in model._nodes_by_depth[depth]:
             if not node.operation or node.is_input:
@@ -64,10 +78,12 @@ def run_graph(model, inputs: list, *, given: dict | None = None, linear: frozens
                 continue  # not upstream of what the inputs feed
             op = node.operation
             key = (id(op), op._inbound_nodes.index(node))
+            mask = bool(masks) and all(id(t) in masks for t in node.input_tensors) and all(
+                "bool" in str(t.dtype) for t in node.outputs)
             if key in given:
                 outs = [given[key]]
             else:
-                args, kwargs = node.arguments.fill_in(values)
+                args, kwargs = node.arguments.fill_in(masks if mask else values)
                 if "training" in getattr(op, "_call_context_args", {}):
                     kwargs["training"] = False
                 if id(op) in linear:
@@ -75,4 +91,6 @@ def run_graph(model, inputs: list, *, given: dict | None = None, linear: frozens
                 outs = keras.tree.flatten(op(*args, **kwargs))
             for tensor, value in zip(node.outputs, outs):
                 values[id(tensor)] = value
+                if mask:
+                    masks[id(tensor)] = value
     return [values[id(t)] for t in model.outputs]
