@@ -10,17 +10,16 @@ from matplotlib.backends.backend_pdf import PdfPages
 
 from mtl_models import atomic
 from reports.load import load_subject
-from reports.pages_answer import page_accuracy, page_answer, page_matrices, page_models
-from reports.pages_weights import (
-    page_concat,
-    page_profiles,
-    page_provenance,
-    page_shared,
-)
+from reports.pages_answer import page_answer, page_models
+from reports.pages_paths import page_concat, page_provenance
+from reports.pages_probes import page_accuracy, page_matrices
+from reports.pages_weights import page_profiles, page_shared
 
 # TrueType fonts keep the text searchable and extractable from the PDF.
 matplotlib.rcParams["pdf.fonttype"] = 42
 
+# Every report has these pages, one per figure, whatever the models: a page with nothing to
+# show for a model says so in a sentence, so the page count depends on nothing but this list.
 PAGES = (page_answer, page_models, page_accuracy, page_matrices, page_profiles, page_shared,
          page_concat)
 
@@ -34,7 +33,7 @@ def build(subject_dirs, out, *, probe_names, samples: int, seed: int, png_dir=No
     figures.append(page_provenance(subjects, benchmark_png))
     buf = io.BytesIO()
     with PdfPages(buf, metadata={"Title": "mtl-probe report: "
-                                 + " vs ".join(s.name for s in subjects),
+                                 + " vs ".join(s.label for s in subjects),
                                  "Creator": "mtl-probe"}) as pdf:
         for k, fig in enumerate(figures, 1):
             progress(f"page {k}/{len(figures)}")

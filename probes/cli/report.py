@@ -23,6 +23,11 @@ REPORT_PROBES = {
     # concat (which does not converge) 0.015, against 0.046 with 16 nodes; half the cost.
     "attribution/integrated_gradients": {"baseline": "shuffle", "steps": 8},
 }
+# What the report can go without when a model does not allow it (the probe raises ValueError:
+# no labels, no shared weights, no time axis, no gradient): recorded with the reason, shown on
+# its page. The shuffle and zero ablations apply to every model.
+OPTIONAL = ("ablation/occlusion", "attribution/saliency", "attribution/integrated_gradients",
+            "shared", "paths")
 
 
 def _variants(ctx, param, value):
@@ -45,7 +50,12 @@ def _variants(ctx, param, value):
               help="Report on a user's functional Keras model (.keras) instead.")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help="With --model: an .npz with one array per input (and per head: labels).")
-@click.option("--unsafe", is_flag=True, help="Allow code in the model file to run.")
+@click.option("--unsafe", is_flag=True,
+              help="Allow code in the model file (Lambda layers) to run. Only for files you "
+                   "trust.")
+@click.option("--custom-module", "custom_modules", multiple=True, metavar="MODULE",
+              help="Import MODULE (a module name or a .py file) that defines the model's "
+                   "custom layers; repeatable. Runs that module's code.")
 @click.option("--samples", type=click.IntRange(1), default=None,
               help="Samples per probe [default: 256, or all if fewer].")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
@@ -57,12 +67,14 @@ def _variants(ctx, param, value):
               help="Also write every page as page-<k>.png here.")
 @click.option("--benchmark-plot", type=click.Path(dir_okay=False, exists=True), default=None,
               help="A PNG from benchmarks/run.py to put on the provenance page.")
-def report(out, variants, run_dirs, model_path, data_path, unsafe, samples, seed, batch_size,
-           cache_dir, png_dir, benchmark_plot):
-    """Answer the question with evidence, as a PDF: train (or reuse) the variants, run every
-    probe whose result is not saved yet, and write the pages: the answer, the models'
-    graphs, accuracy against references, every probe's matrix with intervals, profiles over
-    time, the shared weights, the concatenation, and method and provenance."""
+def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_modules, samples, seed,
+           batch_size, cache_dir, png_dir, benchmark_plot):
+    """Answer the question with evidence, as a PDF: train (or reuse) the variants (or take a
+    user's model and data), run every probe whose result is not saved yet, and write the
+    pages: the answer, the models' graphs, accuracy against references (or the labels' loss
+    changes), every probe's matrix with intervals, profiles along each input, the shared
+    weights, the concatenation, and method and provenance. Every page covers each model's own
+    heads and inputs; one with nothing to show for a model says why."""
     started = time.perf_counter()
     if data_path and not model_path:
         raise click.UsageError("Expected --data only with --model; received --data alone")
@@ -71,8 +83,8 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, samples, seed
     out = Path(out)
     if not out.parent.is_dir():
         fail(ValueError(f"Expected an existing directory for --out; received {out.parent}"))
-    subjects = _subjects(variants, run_dirs, model_path, data_path, unsafe, out, cache_dir,
-                         samples)
+    subjects = _subjects(variants, run_dirs, model_path, data_path, unsafe, custom_modules, out,
+                         cache_dir, samples)
     n = None
     for name, directory, make_source, available in subjects:
         n_here = min(samples or 256, available)
@@ -95,7 +107,8 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, samples, seed
     click.echo(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
 
 
-def _subjects(variants, run_dirs, model_path, data_path, unsafe, out, cache_dir, samples):
+def _subjects(variants, run_dirs, model_path, data_path, unsafe, custom_modules, out, cache_dir,
+              samples):
     """(name, directory, source factory(samples), samples available) per model."""
     from probes import sources
 
@@ -106,7 +119,7 @@ def _subjects(variants, run_dirs, model_path, data_path, unsafe, out, cache_dir,
 
         import_tensorflow()
         try:
-            src = sources.from_files(model_path, data_path, samples, unsafe)
+            src = sources.from_files(model_path, data_path, samples, unsafe, custom_modules)
         except ValueError as err:
             fail(err)
         for note in src.notes:
@@ -133,7 +146,9 @@ def _subjects(variants, run_dirs, model_path, data_path, unsafe, out, cache_dir,
 
 
 def _complete(name, directory: Path, make_source, n: int, seed: int, batch_size: int):
-    """Runs and saves every report probe missing from `directory`/probes."""
+    """Runs and saves every report probe missing from `directory`/probes; one that does not
+    apply to the model (OPTIONAL) is recorded with its reason in skipped-n<N>-seed<S>.json,
+    which the pages show."""
     from mtl_models import atomic
     from probes import result as presult
 
@@ -141,20 +156,23 @@ def _complete(name, directory: Path, make_source, n: int, seed: int, batch_size:
     suffix = f"-n{n}-seed{seed}"
     timings_path = target / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    missing = [p for p in REPORT_PROBES
-               if not (target / f"{p.replace('/', '-')}{suffix}.json").is_file()]
-    extra = [k for k in ("shared", "paths", "structure")
-             if not (target / (f"{k}{suffix}.json" if k != "structure" else
-                               "structure.json")).is_file()]
+    skipped_path = target / f"skipped{suffix}.json"
+    skipped = json.loads(skipped_path.read_text()) if skipped_path.is_file() else {}
+    missing = [p for p in REPORT_PROBES if p not in skipped
+               and not (target / f"{p.replace('/', '-')}{suffix}.json").is_file()]
+    extra = [k for k in ("shared", "paths", "structure") if k not in skipped
+             and not (target / (f"{k}{suffix}.json" if k != "structure" else
+                                "structure.json")).is_file()]
     if not missing and not extra:
         progress(f"[{name}] every result is saved: nothing to compute")
         return
     from mtl_models.quiet import import_tensorflow
 
-    import_tensorflow()
+    tf = import_tensorflow()
     from probes import stats
     from probes.cli.paths import paths_record
     from probes.cli.shared import shared_record
+    from probes.forward import op_message
     from probes.graph import structure
     from probes.registry import PROBES
 
@@ -167,12 +185,11 @@ def _complete(name, directory: Path, make_source, n: int, seed: int, batch_size:
             if probe == "structure":
                 atomic.write_json(target / "structure.json", structure(src.model).to_json())
             elif probe in ("shared", "paths"):
-                record = (shared_record if probe == "shared" else paths_record)
-                try:
-                    saved = record(src, seed=seed, batch_size=batch_size)[0]
-                except ValueError as err:  # e.g. no labels, no shared weights: not an error
-                    progress(f"[{name}] no {probe} page: {err}")
-                    continue
+                if probe == "shared":  # mini-batches of 64, or one of all the samples if fewer
+                    saved = shared_record(src, seed=seed, batch_size=batch_size,
+                                          minibatch=min(64, n))[0]
+                else:
+                    saved = paths_record(src, seed=seed, batch_size=batch_size)[0]
                 atomic.write_json(target / f"{probe}{suffix}.json", saved)
             else:
                 kwargs = dict(REPORT_PROBES[probe], rng=probe_rng(seed), seed=seed,
@@ -183,6 +200,15 @@ def _complete(name, directory: Path, make_source, n: int, seed: int, batch_size:
                 stats.summarize(res)  # refuse a result the report could not summarise
                 presult.save(res, target, stem=f"{res.name}{suffix}")
         except ValueError as err:
-            fail(ValueError(f"{name}: {err}"))
+            if probe not in OPTIONAL:
+                fail(ValueError(f"{name}: {err}"))
+            # e.g. no labels, no shared weights, no gradient: the page says why
+            progress(f"[{name}] not shown: {probe}: {err}")
+            skipped[probe] = str(err)
+            atomic.write_json(skipped_path, skipped)
+            continue
+        except tf.errors.OpError as err:  # a model that fails on the user's data
+            fail(ValueError(f"{name}: Expected inputs the model can run on; received an error "
+                            f"from the model in {probe}: {op_message(err)}"))
         timings[probe] = time.perf_counter() - t
         atomic.write_json(timings_path, timings)
