@@ -100,7 +100,8 @@ def main(argv=None) -> int:
     sizes = dataclasses.replace(workload.QUICK if args.quick else workload.FULL,
                                 repeats=args.repeats)
     out = Path(args.out)
-    from mtl_models import atomic, runs
+    from mtl_models import runs
+    from probes import atomic
     from mtl_models.quiet import import_tensorflow
 
     import_tensorflow().get_logger().setLevel("ERROR")  # the toolkit's retracing warnings

@@ -30,6 +30,7 @@ class OneHot:
 
     ndim = 3
     dtype = np.dtype(np.float32)
+    empty_code = PAD  # the code of an all-zero row (probes.lazy's coded one-hot protocol)
 
     def __init__(self, codes, features: int):
         codes = np.asarray(codes)

@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from mtl_models import atomic
+from probes import atomic
 from mtl_models.tweets import (
     DEFAULT_TASKS,
     TweetSet,

@@ -1,1 +1,37 @@
-"""mtl-probe: measure how information flows through Keras multi-task models."""
+"""mtl-probe: measure how information flows through Keras multi-task models.
+
+    import probes
+    result = probes.ablate("model.keras", "data.npz")      # or a model and a dict of arrays
+    result.verdict("head_1", "tweet_b")                     # "structural_zero"
+    print(result)                                           # the dependency matrix
+    path = result.save("results/")                          # JSON + .npz
+    same = probes.load(path)                                # bit for bit
+
+Importing this package does not import TensorFlow; the probes do when they run.
+"""
+
+from importlib import metadata as _metadata
+
+from probes.api import (
+    ablate,
+    attribute,
+    coupling,
+    decompose,
+    interaction,
+    load_data,
+    load_model,
+    structure,
+    task_gradients,
+)
+from probes.result import ProbeResult
+from probes.resultio import load, save
+from probes.stats import summarize
+
+try:
+    __version__ = _metadata.version("mtl-probe")
+except _metadata.PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+__all__ = ["ProbeResult", "__version__", "ablate", "attribute", "coupling", "decompose",
+           "interaction", "load", "load_data", "load_model", "save", "structure", "summarize",
+           "task_gradients"]

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtl_models.onehot import OneHot
-from mtl_models.tweets import PAD
 from probes import data as pdata
 from probes.forward import chunk_width, chunks, compiled_forward, pad_rows, run_chunk
 from probes.graph import structure
+from probes.lazy import coded_width
+from probes.losses import head_losses, sample_losses
 from probes.result import ProbeResult
 
 MODES = ("shuffle", "zero", "mean", "noise", "occlusion")
@@ -40,7 +40,7 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
     Args:
         model: a functional Keras model.
         inputs: {input name: (N, ...) array} or a list in model order; arrays or lazy
-            OneHot inputs, read one chunk of rows at a time.
+            inputs (probes.lazy), read one chunk of rows at a time.
         rng: source of the permutations and noise.
         mode: one of MODES.
         labels: optional {head name: (N,) or (N, C)} for loss effects.
@@ -78,14 +78,15 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
     ys = pdata.canonical_labels(model, labels, n) if labels is not None else None
     # Lazy one-hot inputs travel as codes and are encoded in the graph (see compiled_forward)
     # when the mode's ablated values are codes too: shuffled rows, or PAD for zeros.
-    encoded = tuple(x.features if mode in CODED and isinstance(x, OneHot)
-                    and isinstance(b, OneHot) else None for x, b in zip(xs, bg))
+    encoded = tuple(coded_width(x) if mode in CODED and coded_width(b) == coded_width(x)
+                    else None for x, b in zip(xs, bg))
+    empty = [x.empty_code if w else 0 for x, w in zip(xs, encoded)]
     xs = [x.codes if w else x for x, w in zip(xs, encoded)]
     plans = [_plan(mode, x, b.codes if w else b, ids, rng, permutations, window, noise_scale,
-                   empty=PAD if w else 0) for x, b, w in zip(xs, bg, encoded)]
+                   empty=e) for x, b, w, e in zip(xs, bg, encoded, empty)]
     heads = pdata.output_names(model)
     effects, loss_effects, profile = _ablate(compiled_forward(model, encoded), xs, plans, ys,
-                                             batch_size, heads)
+                                             batch_size, heads, head_losses(model))
     params = {"mode": mode, "seed": seed, "batch_size": int(batch_size)}
     if mode in ("shuffle", "noise"):
         params["permutations"] = int(permutations)
@@ -112,7 +113,8 @@ class _Plan:
 
 
 def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale, empty=0) -> _Plan:
-    """Args: empty is the value of an ablated element: 0, or PAD for one-hot codes."""
+    """Args: empty is the value of an ablated element: 0, or the empty code of coded one-hot
+    inputs."""
     if mode == "shuffle":
         m = len(bg)
         if m < 2:
@@ -144,7 +146,7 @@ def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale, empty=0) -> 
     return _Plan(-(-steps // w), occlude, window=w)
 
 
-def _ablate(forward, xs, plans, ys, batch_size, heads):
+def _ablate(forward, xs, plans, ys, batch_size, heads, losses=()):
     """Effects (H, I, N), loss effects (H, I, N) or None, occlusion profile or None.
 
     The ablated copies (input i, draw k) of a chunk of samples are packed side by side into
@@ -153,7 +155,7 @@ def _ablate(forward, xs, plans, ys, batch_size, heads):
     shape (P copies of itself), and copy c is compared with block c of it: a head that cannot
     see input i gets bit-identical values at bit-identical positions, hence exactly 0.0.
     Inputs are read only as row slices and index arrays of one chunk at a time, so a lazy
-    input (OneHot) is encoded chunk by chunk: memory is bounded by `batch_size`.
+    input (probes.lazy) is encoded chunk by chunk: memory is bounded by `batch_size`.
     """
     n = xs[0].shape[0]
     n_in, h = len(xs), len(heads)
@@ -169,7 +171,7 @@ def _ablate(forward, xs, plans, ys, batch_size, heads):
         chunk = [np.asarray(x[start:stop]) for x in xs]
         base = _finite(_packed(forward, chunk, [None] * per_pass, plans, rows, width),
                        heads, start)  # per_pass x H x (b, C)
-        base_loss = _losses(base[0], ys, rows) if ys is not None else None
+        base_loss = _losses(base[0], ys, rows, losses) if ys is not None else None
         firsts = np.cumsum([0] + [o.shape[1] for o in base[0][:-1]])  # first unit per head
         for first in range(0, len(copies), per_pass):
             pack = copies[first:first + per_pass]
@@ -185,7 +187,7 @@ def _ablate(forward, xs, plans, ys, batch_size, heads):
                 else:
                     effects[:, i, start:stop] += moved / plans[i].count
                 if ys is not None:
-                    loss_fx[:, i, start:stop] += ((_losses(outs[c], ys, rows) - base_loss)
+                    loss_fx[:, i, start:stop] += ((_losses(outs[c], ys, rows, losses) - base_loss)
                                                   / plans[i].count)
     return effects, loss_fx, profile
 
@@ -212,16 +214,7 @@ def _finite(copies, heads, start):
     return copies
 
 
-def _losses(outs, ys, rows) -> np.ndarray:
-    """(H, b) per-sample loss: binary cross-entropy where outputs and labels lie in [0, 1],
-    squared error otherwise; averaged over output units."""
-    per_head = []
-    for o, y in zip(outs, ys):
-        y = y[rows].reshape(o.shape)
-        if np.all((o >= 0) & (o <= 1)) and np.all((y >= 0) & (y <= 1)):
-            p = np.clip(o, 1e-7, 1 - 1e-7)  # Keras' epsilon
-            loss = -(y * np.log(p) + (1 - y) * np.log(1 - p))
-        else:
-            loss = (o - y) ** 2
-        per_head.append(loss.mean(axis=1))
-    return np.stack(per_head)
+def _losses(outs, ys, rows, losses) -> np.ndarray:
+    """(H, b) per-sample loss of every head on rows `rows` of its labels, under the one rule
+    of probes.losses (`losses`: per head its HeadLoss, decided from the model)."""
+    return sample_losses(outs, [y[rows] for y in ys], losses)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_models.onehot import OneHot
 from probes.graph import head_aliases, input_names, output_names, token_sites
+from probes.lazy import is_lazy
 
 __all__ = ["canonical_inputs", "canonical_labels", "custom_objects", "input_names",
            "load_model", "load_npz", "output_names"]
@@ -32,12 +32,13 @@ def canonical_inputs(model, inputs, what: str = "inputs") -> list:
     """Arrays in model order, checked against the model's input shapes and dtypes.
 
     Args:
-        inputs: {input name: array} or a sequence of arrays in model order. A lazy OneHot is
-            checked by shape and dtype only and returned as it is (never materialized).
+        inputs: {input name: array} or a sequence of arrays in model order. A lazy
+            input (probes.lazy) is checked by shape and dtype only and returned as it is
+            (never materialized).
     Returns:
         Per input, (N, ...) float32 arrays, int32 for token inputs (integer model inputs, and
         inputs of any dtype that only feed Embeddings: see probes.graph.token_sites), or
-        OneHot.
+        lazy inputs.
     """
     names = input_names(model)
     if isinstance(inputs, dict):
@@ -66,7 +67,7 @@ def canonical_inputs(model, inputs, what: str = "inputs") -> list:
 def _canonical(name, tensor, x, what, token: bool = False):
     """One input: shape and dtype checked, cast to the model's dtype (int32 for a token input
     whatever its declared dtype), finite."""
-    lazy = isinstance(x, OneHot)
+    lazy = is_lazy(x)
     if not lazy:
         x = np.asarray(x)
     want = _expected_shape(tensor)
@@ -87,7 +88,7 @@ def _canonical(name, tensor, x, what, token: bool = False):
     if model_int and x.dtype.kind not in "iu":
         raise ValueError(f"Expected integer token ids for {what} {name!r}; "
                          f"received dtype {x.dtype}")
-    if lazy:  # one-hot values are 0.0 and 1.0 by construction
+    if lazy:  # a lazy input's values are checked where it is made
         return x
     if model_int and x.size and (x.min() < INT32.min or x.max() > INT32.max):
         raise ValueError(f"Expected token ids for {what} {name!r} within int32; received "

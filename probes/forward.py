@@ -47,10 +47,11 @@ def compiled_forward(model, encoded: tuple = (), linear: frozenset = frozenset()
         linear: names of heads read before their sigmoid/softmax (logit space; see
             probes.graphrun).
         encoded: per input, the one-hot width F when that input is given as (N, T) integer
-            codes to one-hot encode inside the graph (PAD, -1, is an all-zero row: the same
-            floats as mtl_models.tweets.one_hot), else None; () for none. A (N, T, F) float32
-            one-hot input is 4F times the bytes of its int32 codes: for the question's
-            inputs, 73 MB against 0.3 MB per 256 rows, copied on every pass.
+            codes to one-hot encode inside the graph (a code outside [0, F), such as -1, is an
+            all-zero row: the same floats as a coded one-hot input's rows, probes.lazy), else
+            None; () for none. A (N, T, F) float32 one-hot input is 4F times the bytes of its
+            int32 codes: for the question's inputs, 73 MB against 0.3 MB per 256 rows, copied
+            on every pass.
     """
     encoded = tuple(encoded) or (None,) * len(model.inputs)
     linear = frozenset(linear)

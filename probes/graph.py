@@ -18,7 +18,10 @@ import dataclasses
 
 import numpy as np
 
+from probes import resultio
 
+
+@resultio.register("callsite")
 @dataclasses.dataclass(frozen=True)
 class CallSite:
     """One call of one layer: the layer's name and the index of the call (Keras node index)."""
@@ -27,6 +30,7 @@ class CallSite:
     index: int
 
 
+@resultio.register("structure")
 @dataclasses.dataclass(frozen=True)
 class Structure:
     """What the graph allows.

@@ -1,22 +1,21 @@
-"""The one result type every probe returns, and its files.
+"""The result of the dependency probes (ablation and attribution), and its files.
 
 Per-sample values over named axes (heads x inputs x samples); summaries (means, intervals,
-p-values, verdicts) are derived from it by `probes.stats.summarize`, never stored in it.
+p-values, verdicts) are derived from it by `probes.stats.summarize`, never stored in it. It
+answers by name: `result.verdict("head_1", "tweet_b")`, `result.share(...)`, `print(result)`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
+import functools
 
 import numpy as np
 
-from mtl_models import atomic
-
-SCHEMA = 1
+from probes import resultio
 
 
+@resultio.register("probe")
 @dataclasses.dataclass(frozen=True)
 class ProbeResult:
     """Per-sample evidence of how much each head depends on each input.
@@ -90,39 +89,80 @@ class ProbeResult:
         """File stem: probe and method, e.g. "ablation-shuffle"."""
         return f"{self.probe}-{self.method}"
 
+    # Answers by name. The summary is derived (deterministic under the result's seed) and
+    # computed once per result object.
+    @functools.cached_property
+    def summary(self):
+        """The default `probes.stats.summarize(self)` (call summarize for other settings)."""
+        from probes.stats import summarize
 
-_ARRAYS = ("effects", "structural", "sample_ids", "loss_effects", "profile", "profile_starts",
-           "signed", "completeness_gap")
+        return summarize(self)
+
+    def cell(self, head: str, input: str) -> tuple[int, int]:  # noqa: A002 (Keras' word)
+        """(row, column) of a head and an input, by name; ValueError naming the choices."""
+        if head not in self.heads:
+            raise ValueError(f"Expected a head of {self.model} ({', '.join(self.heads)}); "
+                             f"received {head!r}")
+        if input not in self.inputs:
+            raise ValueError(f"Expected an input of {self.model} ({', '.join(self.inputs)}); "
+                             f"received {input!r}")
+        return self.heads.index(head), self.inputs.index(input)
+
+    def verdict(self, head: str, input: str) -> str:  # noqa: A002
+        """The cell's verdict ("depends", "negligible", "zero", "structural_zero", ...)."""
+        return str(self.summary.verdict[self.cell(head, input)])
+
+    def share(self, head: str, input: str) -> float:  # noqa: A002
+        """The input's share of the head's total effect (mean e / mean total)."""
+        return float(self.summary.share[self.cell(head, input)])
+
+    def share_interval(self, head: str, input: str) -> tuple[float, float]:  # noqa: A002
+        """The share's bootstrap interval."""
+        h, i = self.cell(head, input)
+        return float(self.summary.share_ci_low[h, i]), float(self.summary.share_ci_high[h, i])
+
+    def effect(self, head: str, input: str) -> float:  # noqa: A002
+        """The mean effect over samples."""
+        return float(self.summary.effect[self.cell(head, input)])
+
+    def matrix(self) -> dict[str, dict[str, str]]:
+        """{head: {input: verdict}}."""
+        v = self.summary.verdict
+        return {h: {i: str(v[a, b]) for b, i in enumerate(self.inputs)}
+                for a, h in enumerate(self.heads)}
+
+    def table(self) -> str:
+        """The dependency matrix as the command line prints it."""
+        from probes.stats import format_table
+
+        return format_table(self, self.summary)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def to_json(self) -> dict:
+        """The JSON contract of `probe ablate --json` / `probe attribute --json`."""
+        from probes.stats import to_json
+
+        return to_json(self, self.summary)
+
+    def save(self, directory, stem: str | None = None, *, fingerprint: dict | None = None):
+        """Writes `<stem>.json` + `.npz` in `directory`; returns the JSON path."""
+        return resultio.save(self, directory, stem, fingerprint=fingerprint)
+
+    @staticmethod
+    def load(json_path) -> "ProbeResult":
+        """The result saved at `json_path`."""
+        return resultio.load(json_path, "probe")
 
 
-def save(result: ProbeResult, directory, stem: str | None = None) -> Path:
-    """Writes `<stem>.npz` (arrays) then `<stem>.json` (metadata), each atomically.
-
-    Returns the JSON path; the JSON names its .npz, so a reader opens the JSON first.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = stem or result.name
-    arrays = {k: getattr(result, k) for k in _ARRAYS if getattr(result, k) is not None}
-    atomic.write_npz(directory / f"{stem}.npz", **arrays)
-    meta = {"schema": SCHEMA, "probe": result.probe, "method": result.method,
-            "model": result.model, "heads": list(result.heads), "inputs": list(result.inputs),
-            "params": result.params, "arrays": f"{stem}.npz", "samples": result.samples}
-    return atomic.write_json(directory / f"{stem}.json", meta)
+def save(result: ProbeResult, directory, stem: str | None = None,
+         fingerprint: dict | None = None):
+    """Writes `<stem>.npz` (arrays) then `<stem>.json`, each atomically; returns the JSON path
+    (the JSON names its .npz, so a reader opens the JSON first)."""
+    return resultio.save(result, directory, stem, fingerprint=fingerprint)
 
 
 def load(json_path) -> ProbeResult:
     """Reads a saved result; a missing or malformed file raises ValueError."""
-    json_path = Path(json_path)
-    try:
-        meta = json.loads(json_path.read_text())
-        if meta.get("schema") != SCHEMA:
-            raise ValueError(f"schema {meta.get('schema')!r}")
-        with np.load(json_path.parent / meta["arrays"], allow_pickle=False) as z:
-            arrays = {k: z[k] for k in _ARRAYS if k in z.files}
-        return ProbeResult(probe=meta["probe"], method=meta["method"], model=meta["model"],
-                           heads=tuple(meta["heads"]), inputs=tuple(meta["inputs"]),
-                           params=meta["params"], **arrays)
-    except (OSError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"Expected a probe result at {json_path}; "
-                         f"received {type(err).__name__}: {err}") from None
+    return resultio.load(json_path, "probe")

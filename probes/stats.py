@@ -31,6 +31,8 @@ import numpy as np
 from scipy.special import stdtr  # scipy.stats would add 1.2 s to every command's start
 
 from probes.result import ProbeResult
+from probes.seeds import generator
+from probes.text import table
 
 VERDICTS = ("depends", "negligible", "zero", "structural_zero", "inconclusive",
             "too_few_samples", "unreliable")
@@ -124,7 +126,7 @@ def summarize(result: ProbeResult, *, seed: int | None = None, n_boot: int = 200
     if not 0 < delta < 1 or not 0 < alpha < 1:
         raise ValueError(f"Expected delta and alpha in (0, 1); received {delta}, {alpha}")
     seed = result.seed if seed is None else seed
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed or 0), 0xB007]))
+    rng = generator(seed, "bootstrap")
     e = result.effects  # (H, I, N)
     mean = e.mean(axis=2)
     boot = bootstrap_means(e, n_boot, rng)  # (H, I, B)
@@ -180,3 +182,31 @@ def to_json(result: ProbeResult, summary: Summary) -> dict:
     if summary.loss_effect is not None:
         out["loss_effect"] = grid(summary.loss_effect)
     return out
+
+
+def format_table(res, summary) -> str:
+    """The dependency matrix as text: a row per cell, then how to read the verdicts."""
+    settings = summary.settings
+    ci = round(100 * settings["confidence"])
+    rows = [[head, name, "yes" if res.structural[h, i] else "no", f"{summary.effect[h, i]:.4g}",
+             f"[{summary.ci_low[h, i]:.4g}, {summary.ci_high[h, i]:.4g}]",
+             f"{summary.share[h, i]:.3f}", _p_text(summary.p_value[h, i]),
+             summary.verdict[h, i]]
+            for h, head in enumerate(res.heads) for i, name in enumerate(res.inputs)]
+    lines = [f"{res.probe} ({res.method}) of {res.model} on {res.samples} samples, "
+             f"seed {res.seed}",
+             table(["head", "input", "path", "effect", f"{ci}% CI", "share", "p (Holm)",
+                    "verdict"], rows, align="lllrrrrl"),
+             f"verdict: share of the head's total effect above {settings['delta']} (one-sided "
+             f"paired t-test, Holm, alpha {settings['alpha']}); exact zeros are zero / "
+             "structural_zero"]
+    if res.samples < settings["min_samples"]:
+        lines.append(f"too_few_samples: {res.samples} sample(s); the tests need at least "
+                     f"{settings['min_samples']} (the per-sample effects are saved)")
+    lines += [f"unreliable {cell['head']} <- {cell['input']}: {cell['reason']}"
+              for cell in res.params.get("unreliable", ())]
+    return "\n".join(lines)
+
+
+def _p_text(p: float) -> str:
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtl_models import atomic
+from probes import atomic
 from probes import result as presult
 from probes.registry import PROBES
 from tests import models as m

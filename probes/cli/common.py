@@ -10,7 +10,6 @@ from mtl_models import runs
 from mtl_models.tweets import DEFAULT_TASKS, TASKS
 from mtl_models.variants import VARIANTS
 from probes.cli.guard import deferred_interrupt, writable_dir
-from probes.text import table
 
 
 def progress(line: str) -> None:
@@ -180,9 +179,9 @@ def probe_options(f):
 def probe_rng(seed: int):
     """The generator of a probe command's random draws: a child of --seed, so `probe ablate`
     and `probe report` draw the same numbers for the same seed."""
-    import numpy as np
+    from probes.seeds import generator
 
-    return np.random.default_rng(np.random.SeedSequence([seed, 0xAB1A]))
+    return generator(seed, "probe")
 
 
 def run_probe(src, name, seed, params):
@@ -277,30 +276,6 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
 
 
 def print_matrix(res, summary):
-    click.echo(f"{res.probe} ({res.method}) of {res.model} on {res.samples} samples, "
-               f"seed {res.seed}")
-    ci = round(100 * summary.settings["confidence"])
-    rows = []
-    for h, head in enumerate(res.heads):
-        for i, name in enumerate(res.inputs):
-            rows.append([head, name, "yes" if res.structural[h, i] else "no",
-                         f"{summary.effect[h, i]:.4g}",
-                         f"[{summary.ci_low[h, i]:.4g}, {summary.ci_high[h, i]:.4g}]",
-                         f"{summary.share[h, i]:.3f}", _p(summary.p_value[h, i]),
-                         summary.verdict[h, i]])
-    click.echo(table(["head", "input", "path", "effect", f"{ci}% CI", "share", "p (Holm)",
-                      "verdict"], rows, align="lllrrrrl"))
-    click.echo(f"verdict: share of the head's total effect above {summary.settings['delta']} "
-               f"(one-sided paired t-test, Holm, alpha {summary.settings['alpha']}); exact zeros "
-               "are zero / structural_zero")
-    if res.samples < summary.settings["min_samples"]:
-        click.echo(f"too_few_samples: {res.samples} sample(s); the tests need at least "
-                   f"{summary.settings['min_samples']} (the per-sample effects are saved)")
-    for cell in res.params.get("unreliable", ()):
-        click.echo(f"unreliable {cell['head']} <- {cell['input']}: {cell['reason']}")
+    from probes.stats import format_table
 
-
-def _p(p: float) -> str:
-    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
-
-
+    click.echo(format_table(res, summary))

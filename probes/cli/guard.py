@@ -49,7 +49,7 @@ def deferred_interrupt():
 def save_record(directory, stem: str, record: dict) -> Path:
     """Writes a JSON record atomically as `directory`/`stem`.json (the directory created if
     missing); an unwritable directory ends the command with one line."""
-    from mtl_models import atomic
+    from probes import atomic
 
     directory = writable_dir(directory, "--out")
     try:

@@ -1,0 +1,133 @@
+"""The Python API: one call per probe family, with the command line's defaults.
+
+Every call takes `(model, data, *, labels=None, seed=0, batch_size=..., **params)`:
+  model  a functional Keras model, or the path of a .keras file (loaded without running code
+         from it; `load_model` takes --unsafe and --custom-module's equivalents);
+  data   {input name: array} (or lazy inputs, probes.lazy), or the path of an .npz whose
+         arrays are keyed by input name (arrays keyed by head name are the labels);
+  seed   the one seed; each family draws from its own named stream (probes.seeds), so
+         `probes.ablate(model, data, seed=3)` equals `probe ablate --seed 3`.
+`samples` takes the first N rows. Results answer by name, print as tables, and save and load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from probes import data as pdata
+from probes.seeds import generator
+
+
+def load_model(path, *, unsafe: bool = False, custom_modules=()):
+    """A functional Keras model from a .keras file; code in the file runs only if `unsafe`."""
+    return pdata.load_model(path, unsafe=unsafe, custom_modules=custom_modules)
+
+
+def load_data(path, model) -> tuple[dict, dict | None]:
+    """({input name: array}, {head name: labels} or None) from an .npz for `model`."""
+    inputs, labels, _ = pdata.load_npz(path, model)
+    return inputs, labels
+
+
+def _resolve(model, data, labels, samples):
+    """(model, inputs, labels, name): paths loaded, the first `samples` rows taken."""
+    name = None
+    if isinstance(model, (str, Path)):
+        name, model = str(model), load_model(model)
+    if isinstance(data, (str, Path)):
+        data, found = load_data(data, model)
+        labels = found if labels is None else labels
+    if not isinstance(data, dict):
+        names = pdata.input_names(model)
+        data = dict(zip(names, data if isinstance(data, (list, tuple)) else [data]))
+    if samples is not None:
+        if int(samples) < 1:
+            raise ValueError(f"Expected samples >= 1; received {samples}")
+        data = {k: v[:int(samples)] for k, v in data.items()}
+        labels = None if labels is None else {k: v[:int(samples)] for k, v in labels.items()}
+    return model, data, labels, name or model.name
+
+
+def ablate(model, data, *, labels=None, mode: str = "shuffle", seed: int = 0,
+           batch_size: int = 256, samples: int | None = None, **params):
+    """How far each head moves when each input is ablated (see probes.ablation.ablate for
+    the modes and `params`). Returns a ProbeResult: `.verdict(head, input)`, `.share(...)`,
+    `print(result)`, `.save(dir)`."""
+    from probes.ablation import ablate as run
+
+    model, data, labels, name = _resolve(model, data, labels, samples)
+    return run(model, data, rng=generator(seed, "probe"), mode=mode, labels=labels,
+               batch_size=batch_size, seed=seed, model_name=name, **params)
+
+
+def attribute(model, data, *, labels=None, method: str = "integrated_gradients",
+              seed: int = 0, batch_size: int = 256, samples: int | None = None, **params):
+    """Gradient attributions of every head to every input (see probes.attribution.attribute
+    for the methods, `target`, baselines and `params`). Returns a ProbeResult. `labels` are
+    accepted for the uniform signature and not used."""
+    from probes.attribution import attribute as run
+
+    model, data, _, name = _resolve(model, data, labels, samples)
+    return run(model, data, rng=generator(seed, "probe"), method=method,
+               batch_size=batch_size, seed=seed, model_name=name, **params)
+
+
+def structure(model, data=None, **_):
+    """What the graph allows (probes.graph.Structure): reach per head and input, shared
+    layers, call sites. No data needed."""
+    from probes.graph import structure as run
+
+    if isinstance(model, (str, Path)):
+        model = load_model(model)
+    return run(model)
+
+
+def task_gradients(model, data, *, labels=None, seed: int = 0, batch_size: int = 64,
+                   samples: int | None = None, **params):
+    """Each task's loss gradient on the shared weights, per mini-batch of `batch_size`
+    (probes.taskgrads.Agreement). Needs labels for every head."""
+    from probes.taskgrads import task_gradients as run
+
+    model, data, labels, _ = _resolve(model, data, labels, samples)
+    _need_labels(labels)
+    result, _ = run(model, data, labels, rng=generator(seed, "shared"), batch_size=batch_size,
+                    seed=seed, **params)
+    return result
+
+
+def coupling(model, data, *, labels=None, seed: int = 0, batch_size: int = 256,
+             samples: int | None = None, **params):
+    """One gradient step per task and how far it moves every head (probes.coupling.Coupling).
+    Needs labels for every head."""
+    from probes.coupling import coupling as run
+
+    model, data, labels, _ = _resolve(model, data, labels, samples)
+    _need_labels(labels)
+    return run(model, data, labels, batch_size=batch_size, seed=seed, **params)
+
+
+def decompose(model, data, *, labels=None, seed: int = 0, batch_size: int = 256,
+              samples: int | None = None, **params):
+    """The exact split of each head's pre-activation over the call sites it concatenates
+    (probes.paths.Decomposition)."""
+    from probes.paths import decompose as run
+
+    model, data, _, name = _resolve(model, data, labels, samples)
+    return run(model, data, batch_size=batch_size, seed=seed, model_name=name, **params)
+
+
+def interaction(model, data, *, labels=None, seed: int = 0, batch_size: int = 256,
+                samples: int | None = None, **params):
+    """The interaction contrast of every pair of inputs for every head
+    (probes.paths.Interaction; `.summary()` gives the verdicts)."""
+    from probes.paths import interaction as run
+
+    model, data, _, name = _resolve(model, data, labels, samples)
+    return run(model, data, rng=generator(seed, "paths"), batch_size=batch_size, seed=seed,
+               model_name=name, **params)
+
+
+def _need_labels(labels):
+    if labels is None:
+        raise ValueError("Expected labels for every head (an array per head, named like the "
+                         "model's outputs) to compute task losses; received none")
