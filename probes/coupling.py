@@ -9,38 +9,90 @@ TrainingMonitor: a Keras callback that, every k training steps, records the task
 cosine on each shared layer and the lookahead task affinity of Fifty et al., 2021:
 Z(i -> j) = 1 - L_j(theta_s - lr * g_i) / L_j(theta_s), a step on the shared weights with task
 i's gradient only, evaluated on task j (positive: task i's step helps task j).
+
+Neither writes the model's variables, even for a moment: the stepped weights are tensors that
+a Keras StatelessScope (the mechanism of `stateless_call`) reads in place of the variables, so
+two probes on one model in two threads never see each other's steps. Losses follow the one
+rule of `probes.losses`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 
 import numpy as np
 
 from probes import data as pdata
-from probes.forward import chunks, compiled_forward, run_all
+from probes.forward import cached, chunks, run_all
+from probes.losses import head_losses, mean_losses, tf_mean_losses
 from probes.taskgrads import (
     add_weighted,
     gradient_function,
-    loss_function,
-    loss_kinds,
-    output_losses,
     own_variables,
     pair_statistics,
     variable_groups,
 )
 
 
-@contextlib.contextmanager
-def restored(variables):
-    """Restores every variable's value on exit, even after an error."""
-    saved = [np.array(v.numpy(), copy=True) for v in variables]
-    try:
-        yield
-    finally:
-        for v, value in zip(variables, saved):
-            v.assign(value)
+def stateless_outputs(model, values, xs) -> list:
+    """The model's outputs (`probes.graph.heads` order) in inference mode with its trainable
+    variables read as `values` (tensors, one per `model.trainable_variables`) and its other
+    variables as they are. Nothing is written to the model: the graph runs call site by call
+    site (`probes.graphrun.run_graph`) inside a Keras StatelessScope, the mechanism of
+    `Layer.stateless_call`, which maps each variable read to its value and keeps any write
+    in the scope (thread-local, so another thread's probe never sees these values)."""
+    import keras
+    import tensorflow as tf
+
+    from probes.graphrun import run_graph
+
+    xs = [tf.cast(x, t.dtype) if x.dtype != t.dtype else x for x, t in zip(xs, model.inputs)]
+    with keras.StatelessScope(state_mapping=list(zip(model.trainable_variables, values))):
+        return run_graph(model, xs)
+
+
+def stateless_forward(model):
+    """forward(values, xs) -> per head output tensors, `stateless_outputs` as one tf.function
+    per model traced once for any number of rows (so outputs before and after a step come
+    from the same compiled function with the same shapes: bit-identical where a head does not
+    read the stepped values)."""
+    return cached(model, ("stateless_forward",), lambda: _compile_stateless(model))
+
+
+def _compile_stateless(model):
+    import tensorflow as tf
+
+    dtypes = [str(t.dtype) for t in model.inputs]
+    variables = [tf.TensorSpec(v.shape, v.dtype) for v in model.trainable_variables]
+    inputs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), d)
+              for t, d in zip(model.inputs, dtypes)]
+
+    @tf.function(input_signature=[variables, inputs])
+    def compiled(values, xs):
+        return stateless_outputs(model, values, xs)
+
+    def forward(values, xs):
+        return compiled(list(values), [np.asarray(x, d) for x, d in zip(xs, dtypes)])
+
+    return forward
+
+
+def current_values(model) -> list[np.ndarray]:
+    """A copy of the values of `model.trainable_variables` (the model is only read)."""
+    return [np.array(v.numpy(), copy=True) for v in model.trainable_variables]
+
+
+def stepped(model, values, variables, grads, learning_rate: float,
+            only=None) -> list[np.ndarray]:
+    """`values` (per `model.trainable_variables`) after theta - lr * g on `variables` (those
+    whose id is in `only`, when given); float32 like the variables."""
+    out = list(values)
+    position = {id(v): k for k, v in enumerate(model.trainable_variables)}
+    for v, g in zip(variables, grads):
+        if only is None or id(v) in only:
+            k = position[id(v)]
+            out[k] = out[k] - learning_rate * np.asarray(g).astype(np.float32)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +104,7 @@ class Coupling:
         moved: (H, H) mean |change of head i's output| over samples after a step on task j's
             loss on all its weights; moved_control: the same for a step on head j's own weights.
         loss_change: (H, H) measured change of task i's loss; predicted: -lr * <g_i, g_j>.
+        loss: (H,) each task's mean loss before any step (`probes.losses`).
         own: per head, how many of its variables are its own (the control step's).
     """
 
@@ -60,6 +113,7 @@ class Coupling:
     moved_control: np.ndarray
     loss_change: np.ndarray
     predicted: np.ndarray
+    loss: np.ndarray
     own: tuple[int, ...]
     params: dict
 
@@ -67,6 +121,7 @@ class Coupling:
         return {"heads": list(self.heads), "moved": self.moved.tolist(),
                 "moved_control": self.moved_control.tolist(),
                 "loss_change": self.loss_change.tolist(), "predicted": self.predicted.tolist(),
+                "loss": self.loss.tolist(),
                 "own_variables": list(self.own), "params": self.params}
 
 
@@ -91,38 +146,37 @@ def coupling(model, inputs, labels, *, rng: np.random.Generator | None = None,
     xs = pdata.canonical_inputs(model, inputs, "inputs")
     ys = pdata.canonical_labels(model, labels, xs[0].shape[0])
     variables = list(model.trainable_weights)
-    kinds = loss_kinds(model)
-    forward = compiled_forward(model)
+    losses = head_losses(model)
     if gradients is None:
         gradients = _full_gradients(gradient_function(model, variables), xs, ys, batch_size)
     grads = gradients  # H x V, averaged over samples
     if len(grads) != len(heads) or any(len(g) != len(variables) for g in grads):
         raise ValueError(f"Expected gradients for {len(heads)} heads x {len(variables)} "
                          f"variables; received {len(grads)} x {[len(g) for g in grads]}")
-    before_out = run_all(forward, xs, batch_size)  # H x (N, C)
-    before_loss = output_losses(before_out, ys, kinds)
+    forward = stateless_forward(model)
+
+    def outputs(values):  # H x (N, C), every pass through the one compiled function
+        return run_all(lambda chunk: forward(values, chunk), xs, batch_size)
+
+    theta = current_values(model)
+    before_out = outputs(theta)
+    before_loss = mean_losses(before_out, ys, losses)
     h = len(heads)
     moved, control = np.zeros((h, h)), np.zeros((h, h))
     change, predicted = np.zeros((h, h)), np.zeros((h, h))
     own = []
     flat = [np.concatenate([g.ravel() for g in gh]) for gh in grads]
     for j in range(h):
-        with restored(variables):
-            for v, g in zip(variables, grads[j]):
-                v.assign(np.asarray(v.numpy()) - learning_rate * g.astype(np.float32))
-            after = run_all(forward, xs, batch_size)
-            moved[j] = _moved(before_out, after)
-            change[j] = output_losses(after, ys, kinds) - before_loss
+        after = outputs(stepped(model, theta, variables, grads[j], learning_rate))
+        moved[j] = _moved(before_out, after)
+        change[j] = mean_losses(after, ys, losses) - before_loss
         mine = {id(v) for v in own_variables(model, heads[j])}
         own.append(len(mine))
-        with restored(variables):
-            for v, g in zip(variables, grads[j]):
-                if id(v) in mine:
-                    v.assign(np.asarray(v.numpy()) - learning_rate * g.astype(np.float32))
-            control[j] = _moved(before_out, run_all(forward, xs, batch_size))
+        control[j] = _moved(before_out, outputs(stepped(model, theta, variables, grads[j],
+                                                        learning_rate, only=mine)))
         predicted[j] = [-learning_rate * flat[i] @ flat[j] for i in range(h)]
     return Coupling(heads=heads, moved=moved, moved_control=control, loss_change=change,
-                    predicted=predicted, own=tuple(own),
+                    predicted=predicted, loss=before_loss, own=tuple(own),
                     params={"learning_rate": learning_rate, "samples": int(xs[0].shape[0]),
                             "seed": seed, "batch_size": batch_size})
 
@@ -161,7 +215,11 @@ def training_monitor(model, probe_inputs, probe_labels, *, every: int = 8,
     xs = [np.asarray(x, np.float32) for x in probe_inputs]
     ys = [np.asarray(y, np.float64).reshape(len(y), -1) for y in probe_labels]
     grads_fn = gradient_function(model, variables) if groups else None
-    losses_fn = tf.function(loss_function(model), reduce_retracing=True)
+    losses = head_losses(model)
+
+    @tf.function(reduce_retracing=True)
+    def losses_fn(values, xs, ys):  # the losses with the shared weights stepped, stateless
+        return tf_mean_losses(stateless_outputs(model, values, xs), ys, losses)
 
     class Monitor(keras.callbacks.Callback):
         def __init__(self):
@@ -179,12 +237,11 @@ def training_monitor(model, probe_inputs, probe_labels, *, every: int = 8,
             norms, cosine = pair_statistics(grads, groups)
             base = np.asarray(per, np.float64)
             affinity = np.zeros((len(heads), len(heads)))
+            theta = current_values(model)
             for i in range(len(heads)):
-                with restored(variables):
-                    for v, g in zip(variables, grads[i]):
-                        v.assign(np.asarray(v.numpy()) - lookahead_lr * g.astype(np.float32))
-                    after = np.asarray(losses_fn(xs, ys), np.float64)
-                affinity[i] = 1 - after / np.maximum(base, 1e-12)
+                after = losses_fn(stepped(model, theta, variables, grads[i], lookahead_lr),
+                                  xs, ys)
+                affinity[i] = 1 - np.asarray(after, np.float64) / np.maximum(base, 1e-12)
             return {"step": self.step, "losses": base.tolist(), "norms": norms.tolist(),
                     "cosine": cosine.tolist(), "affinity": affinity.tolist()}
 

@@ -4,7 +4,8 @@ For every layer that more than one head uses (from the graph, per call site), ea
 gradient with respect to that layer's weights: norms, pairwise cosine similarity and the conflict
 rate (share of mini-batches, or of training steps, where the cosine is negative). Yu et al., 2020
 ("Gradient Surgery for Multi-Task Learning") call negative cosine a conflict; the lookahead task
-affinity is from Fifty et al., 2021 ("Efficiently Identifying Task Groupings").
+affinity is from Fifty et al., 2021 ("Efficiently Identifying Task Groupings"). Each task's
+loss is its head's loss under the one rule of `probes.losses`.
 """
 
 from __future__ import annotations
@@ -37,69 +38,24 @@ def own_variables(model, head: str) -> list:
             for v in layer.trainable_weights]
 
 
-def head_loss(output, label):
-    """Mean loss of one head (tf): binary cross-entropy for outputs in [0, 1] with 0/1 labels
-    (sigmoid heads), squared error otherwise."""
-    import tensorflow as tf
-
-    p = tf.reshape(tf.cast(output, tf.float32), [tf.shape(output)[0], -1])
-    y = tf.reshape(tf.cast(label, tf.float32), tf.shape(p))
-    eps = 1e-7  # Keras' epsilon
-    bce = -(y * tf.math.log(tf.clip_by_value(p, eps, 1 - eps))
-            + (1 - y) * tf.math.log(tf.clip_by_value(1 - p, eps, 1 - eps)))
-    return tf.reduce_mean(bce)
-
-
-def output_losses(outs, ys, kinds) -> np.ndarray:
-    """(H,) mean loss per head from its outputs, in float64 numpy: the same losses as
-    `head_loss` (binary cross-entropy with Keras' epsilon, or squared error).
-
-    Args:
-        outs, ys: per head (N, C) outputs and labels; kinds: per head "bce" or "mse".
-    """
-    per = []
-    for o, y, kind in zip(outs, ys, kinds):
-        o = np.asarray(o, np.float64).reshape(o.shape[0], -1)
-        y = np.asarray(y, np.float64).reshape(o.shape)
-        if kind == "bce":
-            eps = 1e-7  # Keras' epsilon
-            per.append(np.mean(-(y * np.log(np.clip(o, eps, 1 - eps))
-                                 + (1 - y) * np.log(np.clip(1 - o, eps, 1 - eps)))))
-        else:
-            per.append(np.mean((o - y) ** 2))
-    return np.array(per)
-
-
-def loss_kinds(model) -> tuple[str, ...]:
-    """Per head: "bce" for a sigmoid output layer, else "mse"."""
-    kinds = []
-    for tensor in model.outputs:
-        act = getattr(tensor._keras_history.operation, "activation", None)
-        kinds.append("bce" if getattr(act, "__name__", None) == "sigmoid" else "mse")
-    return tuple(kinds)
-
-
 def loss_function(model):
-    """tf.function(xs, ys) -> (H,) mean loss per head."""
+    """(xs, ys) -> (H,) tf mean loss per head: the model's graph run on xs (one tensor per
+    input, model order) in inference mode (`probes.graphrun.run_graph`: any input and output
+    structure, heads in `probes.graph.heads` order), each head's loss under the one rule of
+    `probes.losses` (for use inside a tf.function)."""
     import tensorflow as tf
 
-    kinds = loss_kinds(model)
-    single = len(model.inputs) == 1
+    from probes.graphrun import run_graph
+    from probes.losses import head_losses, tf_mean_losses
 
-    def losses(xs, ys):
-        outs = model(xs[0] if single else xs, training=False)
-        outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        per = []
-        for o, y, kind in zip(outs, ys, kinds):
-            if kind == "bce":
-                per.append(head_loss(o, y))
-            else:
-                o = tf.reshape(tf.cast(o, tf.float32), [tf.shape(o)[0], -1])
-                per.append(tf.reduce_mean(tf.square(o - tf.reshape(tf.cast(y, tf.float32),
-                                                                   tf.shape(o)))))
-        return tf.stack(per)
+    losses = head_losses(model)
 
-    return losses
+    def run(xs, ys):
+        xs = [tf.cast(x, t.dtype) if x.dtype != t.dtype else x
+              for x, t in zip(map(tf.convert_to_tensor, xs), model.inputs)]
+        return tf_mean_losses(run_graph(model, xs), ys, losses)
+
+    return run
 
 
 def gradient_function(model, variables):

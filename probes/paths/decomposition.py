@@ -12,13 +12,12 @@ that mixes inputs (an MLP) is not decomposable: see probes.paths.interaction.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 
 import numpy as np
 
 from probes import data as pdata
-from probes.forward import compiled_forward, run_all
+from probes.forward import run_all
 from probes.graph import _walk
 
 KINDS = ("decomposed", "single_part", "not_decomposable")
@@ -230,29 +229,41 @@ def _expand(tensor, m: np.ndarray, parts: dict) -> np.ndarray | float:
     return 0.0
 
 
-@contextlib.contextmanager
-def _pre_activation(model):
-    """Temporarily gives every output Dense layer a linear activation; restores in finally."""
-    import keras
-
-    switched = []
-    try:
-        for tensor in model.outputs:
-            layer = tensor._keras_history.operation
-            if hasattr(layer, "activation"):
-                switched.append((layer, layer.activation))
-                layer.activation = keras.activations.linear
-        yield
-    finally:
-        for layer, act in switched:
-            layer.activation = act
-
-
 def _forward_parts(model, xs, part_tensors, batch_size) -> list[np.ndarray]:
-    """Part values (N, D) then the heads' pre-activations (N, C), one compiled pass a chunk."""
-    import keras
+    """Part values (N, D) then the heads' pre-activations (N, C), one compiled pass a chunk.
 
-    with _pre_activation(model):
-        sub = keras.Model(model.inputs, list(part_tensors) + list(model.outputs))
-        forward = compiled_forward(sub)
-        return run_all(forward, xs, batch_size)
+    The model is never touched: a sibling keras.Model from the same tensors outputs the parts
+    and what each head's output layer reads; the output layer is then called on those through
+    a shallow copy with a linear activation (`probes.graphrun.linear_copy`), which shares its
+    weights. A part read from another head's output keeps that head's activation.
+    """
+    import keras
+    import tensorflow as tf
+
+    from probes.graphrun import linear_copy, run_graph
+
+    feeds, calls = {}, []  # id -> tensor an output layer reads; per head its call
+    for tensor in model.outputs:
+        op, index, out = tensor._keras_history
+        node = op._inbound_nodes[index]
+        feeds.update((id(t), t) for t in node.arguments.keras_tensors)
+        calls.append((node, out, op, linear_copy(op) if hasattr(op, "activation") else op))
+    sibling = keras.Model(model.inputs, list(part_tensors) + list(feeds.values()))
+    k = len(part_tensors)
+    dtypes = [str(t.dtype) for t in model.inputs]
+    specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), d) for t, d in zip(model.inputs, dtypes)]
+
+    @tf.function(input_signature=[specs])
+    def compiled(inputs):
+        got = run_graph(sibling, inputs)
+        values = dict(zip(feeds, got[k:]))
+        logits = []
+        for node, out, op, call in calls:
+            args, kwargs = node.arguments.fill_in(values)
+            if "training" in getattr(op, "_call_context_args", {}):
+                kwargs["training"] = False
+            logits.append(keras.tree.flatten(call(*args, **kwargs))[out])
+        return got[:k] + logits
+
+    return run_all(lambda chunk: compiled([np.asarray(x, d) for x, d in zip(chunk, dtypes)]),
+                   xs, batch_size)
