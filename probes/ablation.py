@@ -9,7 +9,9 @@ All heads are scored from the same forward passes. Modes:
   noise      Gaussian noise at the input's own scale (std over the background) added to input
              i; the same noise draws for every sample (common random numbers).
   occlusion  windows along axis 1 (time) set to 0, one at a time; the effect of the input is the
-             sum over windows, and the per-window effects give a profile over time. Zeiler &
+             sum over windows, and the per-window effects give a profile over time (one window
+             length for every input, from the longest; a shorter input has fewer windows and
+             its profile is 0 past its end, where nothing was occluded). Zeiler &
              Fergus (2014).
 Randomness depends only on the generator and on sample ids, never on which other samples are
 in the batch: the rows of a subset equal the same rows of the full run.
@@ -45,7 +47,8 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
         mode: one of MODES.
         labels: optional {head name: (N,) or (N, C)} for loss effects.
         permutations: draws per input for shuffle and noise.
-        window: occlusion window length in steps (default: axis-1 length / 14, rounded up).
+        window: occlusion window length in steps (default: the longest axis-1 length / 14,
+            rounded up).
         noise_scale: noise std in units of the input's own std.
         background: samples that donors and means come from (default: `inputs`).
         sample_ids: (N,) row of each sample in `background` (default: 0..N-1).
@@ -72,6 +75,12 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
         if mode == "occlusion" and x.ndim < 2:
             raise ValueError(f"Expected an input with a time axis for occlusion; received "
                              f"{name!r} of shape {x.shape}")
+    if mode == "occlusion":
+        longest = max(x.shape[1] for x in xs)
+        if window is not None and not 1 <= int(window) <= longest:
+            raise ValueError(f"Expected an occlusion window in [1, {longest}]; received "
+                             f"{window}")
+        window = int(window) if window else -(-longest // 14)
     if int(permutations) < 1 or int(batch_size) < 1:
         raise ValueError(f"Expected permutations and batch_size >= 1; received "
                          f"{permutations}, {batch_size}")
@@ -94,8 +103,8 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
         params["noise_scale"] = float(noise_scale)
     starts = None
     if mode == "occlusion":
-        params["window"] = plans[0].window
-        starts = np.arange(0, xs[0].shape[1], plans[0].window)
+        params["window"] = window
+        starts = np.arange(0, max(x.shape[1] for x in xs), window)
     return ProbeResult(probe="ablation", method=mode, model=model_name or model.name,
                        heads=heads, inputs=names, effects=effects,
                        structural=structure(model).reach, sample_ids=ids, params=params,
@@ -134,9 +143,7 @@ def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale, empty=0) -> 
         draws = rng.standard_normal((permutations,) + x.shape[1:]) * scale  # (K, ...)
         return _Plan(permutations, lambda k, rows, xr: (xr + draws[k]).astype(x.dtype))
     steps = x.shape[1]
-    w = int(window) if window else -(-steps // 14)
-    if not 1 <= w <= steps:
-        raise ValueError(f"Expected an occlusion window in [1, {steps}]; received {window}")
+    w = int(window)  # checked against the longest input by `ablate`
 
     def occlude(k, rows, xr):
         out = xr.copy()
@@ -165,7 +172,8 @@ def _ablate(forward, xs, plans, ys, batch_size, heads, losses=()):
     per_pass = -(-len(copies) // passes)  # near-equal packs: little padding in the last
     effects = np.zeros((h, n_in, n))
     loss_fx = np.zeros((h, n_in, n)) if ys is not None else None
-    profile = np.zeros((h, n_in, n, plans[0].count)) if plans[0].window is not None else None
+    windows = max(plan.count for plan in plans)
+    profile = np.zeros((h, n_in, n, windows)) if plans[0].window is not None else None
     for start, stop in chunks(n, batch_size):
         rows = np.arange(start, stop)
         chunk = [np.asarray(x[start:stop]) for x in xs]

@@ -48,28 +48,32 @@ def _resolve(model, data, labels, samples):
     return model, data, labels, name or model.name
 
 
+def _run(probe: str, model, data, labels, seed, samples, params):
+    """A registered probe on resolved model and data, with the family's random stream."""
+    from probes.registry import PROBES
+    from probes.suite import STREAMS
+
+    model, data, labels, name = _resolve(model, data, labels, samples)
+    rng = generator(seed, STREAMS.get(probe.split("/")[0], "probe"))
+    return PROBES[probe](model, data, rng=rng, labels=labels, seed=seed, model_name=name,
+                         **params)
+
+
 def ablate(model, data, *, labels=None, mode: str = "shuffle", seed: int = 0,
            batch_size: int = 256, samples: int | None = None, **params):
     """How far each head moves when each input is ablated (see probes.ablation.ablate for
     the modes and `params`). Returns a ProbeResult: `.verdict(head, input)`, `.share(...)`,
     `print(result)`, `.save(dir)`."""
-    from probes.ablation import ablate as run
-
-    model, data, labels, name = _resolve(model, data, labels, samples)
-    return run(model, data, rng=generator(seed, "probe"), mode=mode, labels=labels,
-               batch_size=batch_size, seed=seed, model_name=name, **params)
+    return _run(f"ablation/{mode}", model, data, labels, seed, samples,
+                dict(params, batch_size=batch_size))
 
 
 def attribute(model, data, *, labels=None, method: str = "integrated_gradients",
               seed: int = 0, batch_size: int = 256, samples: int | None = None, **params):
     """Gradient attributions of every head to every input (see probes.attribution.attribute
-    for the methods, `target`, baselines and `params`). Returns a ProbeResult. `labels` are
-    accepted for the uniform signature and not used."""
-    from probes.attribution import attribute as run
-
-    model, data, _, name = _resolve(model, data, labels, samples)
-    return run(model, data, rng=generator(seed, "probe"), method=method,
-               batch_size=batch_size, seed=seed, model_name=name, **params)
+    for the methods, `target`, baselines and `params`). Returns a ProbeResult."""
+    return _run(f"attribution/{method}", model, data, labels, seed, samples,
+                dict(params, batch_size=batch_size))
 
 
 def structure(model, data=None, **_):
@@ -82,52 +86,34 @@ def structure(model, data=None, **_):
     return run(model)
 
 
-def task_gradients(model, data, *, labels=None, seed: int = 0, batch_size: int = 64,
-                   samples: int | None = None, **params):
-    """Each task's loss gradient on the shared weights, per mini-batch of `batch_size`
-    (probes.taskgrads.Agreement). Needs labels for every head."""
-    from probes.taskgrads import task_gradients as run
-
-    model, data, labels, _ = _resolve(model, data, labels, samples)
-    _need_labels(labels)
-    result, _ = run(model, data, labels, rng=generator(seed, "shared"), batch_size=batch_size,
-                    seed=seed, **params)
-    return result
+def task_gradients(model, data, *, labels=None, seed: int = 0, batch_size: int | None = None,
+                   samples: int | None = None):
+    """Each task's loss gradient on the shared weights, per mini-batch of `batch_size` (default
+    64, or one batch of every sample if fewer) (probes.taskgrads.Agreement). Needs labels for
+    every head."""
+    return _run("shared/agreement", model, data, labels, seed, samples,
+                {"batch_size": batch_size})
 
 
 def coupling(model, data, *, labels=None, seed: int = 0, batch_size: int = 256,
              samples: int | None = None, **params):
-    """One gradient step per task and how far it moves every head (probes.coupling.Coupling).
-    Needs labels for every head."""
-    from probes.coupling import coupling as run
-
-    model, data, labels, _ = _resolve(model, data, labels, samples)
-    _need_labels(labels)
-    return run(model, data, labels, batch_size=batch_size, seed=seed, **params)
+    """One gradient step per task (`learning_rate`, default 1e-2) and how far it moves every
+    head (probes.coupling.Coupling). Needs labels for every head."""
+    return _run("shared/coupling", model, data, labels, seed, samples,
+                dict(params, batch_size=batch_size))
 
 
 def decompose(model, data, *, labels=None, seed: int = 0, batch_size: int = 256,
-              samples: int | None = None, **params):
+              samples: int | None = None):
     """The exact split of each head's pre-activation over the call sites it concatenates
     (probes.paths.Decomposition)."""
-    from probes.paths import decompose as run
-
-    model, data, _, name = _resolve(model, data, labels, samples)
-    return run(model, data, batch_size=batch_size, seed=seed, model_name=name, **params)
+    return _run("paths/decomposition", model, data, labels, seed, samples,
+                {"batch_size": batch_size})
 
 
 def interaction(model, data, *, labels=None, seed: int = 0, batch_size: int = 256,
                 samples: int | None = None, **params):
-    """The interaction contrast of every pair of inputs for every head
-    (probes.paths.Interaction; `.summary()` gives the verdicts)."""
-    from probes.paths import interaction as run
-
-    model, data, _, name = _resolve(model, data, labels, samples)
-    return run(model, data, rng=generator(seed, "paths"), batch_size=batch_size, seed=seed,
-               model_name=name, **params)
-
-
-def _need_labels(labels):
-    if labels is None:
-        raise ValueError("Expected labels for every head (an array per head, named like the "
-                         "model's outputs) to compute task losses; received none")
+    """The interaction contrast of every pair of inputs for every head (`pairs`,
+    `tolerance`) (probes.paths.Interaction; `.summary()` gives the verdicts)."""
+    return _run("paths/interaction", model, data, labels, seed, samples,
+                dict(params, batch_size=batch_size))

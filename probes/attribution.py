@@ -30,7 +30,7 @@ import numpy as np
 
 from probes import data as pdata
 from probes.attribution_checks import check_connected, unreliable_cells
-from probes.baselines import BASELINES, Constant, Difference, Rows, baseline_arrays
+from probes.baselines import Constant, Difference, Rows, baseline_arrays
 from probes.forward import chunk_width, chunks, compiled_forward, pad_rows, run_all
 from probes.gradients import (
     QUADRATURES,
@@ -58,7 +58,7 @@ def attribute(model, inputs, *, rng: np.random.Generator,
               noise_samples: int = 16, noise_scale: float = 0.15, tolerance: float = 0.01,
               max_steps: int = 512, background=None, batch_size: int = 256,
               seed: int | None = None, sample_ids=None, model_name: str | None = None,
-              target="predicted") -> ProbeResult:
+              target="predicted", labels=None) -> ProbeResult:
     """Gradient attributions of every head to every input.
 
     Args:
@@ -81,6 +81,8 @@ def attribute(model, inputs, *, rng: np.random.Generator,
         target: the unit of a multi-unit head that is attributed: "predicted" (per sample, the
             unit with the largest output), a unit index, or "all" (one row per unit, named
             "head[unit]"). Single-unit heads always attribute their one unit.
+        labels: accepted for the registry's one signature; gradients of the heads' outputs
+            need none.
     Returns:
         A ProbeResult with effects (H, I, N) = sum |attribution| (H: a row per head, or per
         unit with target "all"), a profile (H, I, N, T) of

@@ -11,7 +11,22 @@ import numpy as np
 BASELINES = ("zero", "mean", "shuffle")
 
 
+def _derangement(rng, t: int) -> np.ndarray:
+    """A random order of t steps that moves every step (a random cyclic derangement): a step
+    left in place would make the baseline equal the input there, so integrated gradients
+    would be exactly 0 at that step for every sample."""
+    if t < 2:
+        return np.arange(t)
+    sigma = rng.permutation(t)
+    perm = np.empty(t, int)
+    perm[sigma] = np.roll(sigma, -1)  # step sigma[k] takes step sigma[k + 1]
+    return perm
+
+
 def baseline_arrays(baseline, xs, bg, rng, names):
+    """Integrated gradients' x' per input: "zero" (one broadcast row), "mean" (over the
+    background), "shuffle" (each sample's own steps in one random order that moves every
+    step), or arrays of one sample's shape or of the inputs' shape."""
     if isinstance(baseline, str):
         if baseline not in BASELINES:
             raise ValueError(f"Expected a baseline in {list(BASELINES)} or arrays; "
@@ -26,7 +41,7 @@ def baseline_arrays(baseline, xs, bg, rng, names):
             if x.ndim < 2:
                 raise ValueError(f"Expected inputs with a time axis for the shuffle baseline; "
                                  f"received shape {x.shape}")
-            perm = rng.permutation(x.shape[1])
+            perm = _derangement(rng, x.shape[1])
             out.append(x[:, perm] if isinstance(x, np.ndarray) else Permuted(x, perm))
         return out
     if isinstance(baseline, dict):

@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 
 from probes import data as pdata
+from probes import resultio
 from probes.forward import cached, chunks, run_all
 from probes.losses import head_losses, mean_losses, tf_mean_losses
 from probes.taskgrads import (
@@ -95,6 +96,7 @@ def stepped(model, values, variables, grads, learning_rate: float,
     return out
 
 
+@resultio.register("coupling")
 @dataclasses.dataclass(frozen=True)
 class Coupling:
     """Effects of one step on task j (rows) on every head i (columns).

@@ -1,14 +1,14 @@
-"""What a command probes: a built-in variant's cached run, or a user's model and data file."""
+"""What a command probes: a model, the samples to probe it on, and where results go.
+
+`from_files` reads a user's model and data files; a built-in variant's run is read by
+probes.cli.runsource (the only place that knows the synthetic tweets).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 
-from mtl_models import runs
-from mtl_models.onehot import OneHot
-from mtl_models.tweets import INPUTS_OF_SET
 from probes import data as pdata
 
 
@@ -19,7 +19,7 @@ class Source:
     Attributes:
         model: the Keras model.
         name: its identity in results (variant name or file path).
-        inputs: {input name: (N, ...) array, or a lazy OneHot for a run}.
+        inputs: {input name: (N, ...) array, or a lazy input (probes.lazy)}.
         labels: {head name: (N,) array} or None.
         run_dir: where results are saved by default (a variant's run directory), or None.
         notes: lines for the user (e.g. ignored arrays).
@@ -34,12 +34,9 @@ class Source:
 
 
 DEFAULT_SAMPLES = 256
-# A run's held-out set is extended with generated pairs up to this many (codes: 1.1 kB a pair;
-# the one-hot rows are encoded per chunk).
-MAX_RUN_SAMPLES = 100_000
 
 
-def _samples(samples: int | None, available: int, what: str) -> int:
+def requested_samples(samples: int | None, available: int, what: str) -> int:
     """The requested sample count, or the default capped at what is available."""
     if samples is None:
         return min(DEFAULT_SAMPLES, available)
@@ -47,23 +44,6 @@ def _samples(samples: int | None, available: int, what: str) -> int:
         raise ValueError(f"Expected --samples <= {available}, the samples in {what}; "
                          f"received {samples}")
     return samples
-
-
-def from_run(run: runs.Run, samples: int | None,
-             report: Callable[[str], None] = lambda line: None) -> Source:
-    """The first `samples` held-out pairs of a trained run (default: 256, or all the saved
-    ones if fewer), as lazy one-hot arrays; pairs asked for beyond the saved held-out set are
-    generated deterministically (see `Run.heldout`)."""
-    if samples is None:
-        samples = min(DEFAULT_SAMPLES, run.config.n_heldout)
-    samples = _samples(samples, MAX_RUN_SAMPLES, f"a run (at most {MAX_RUN_SAMPLES}: the "
-                                                 "saved held-out pairs, then generated ones)")
-    tweets, labels = run.heldout(samples, report=report)
-    features = run.config.features
-    inputs = {name: OneHot(getattr(tweets, field), features)
-              for name, field in INPUTS_OF_SET.items()}
-    return Source(model=run.model(), name=run.config.variant, inputs=inputs, labels=labels,
-                  run_dir=run.path)
 
 
 def from_files(model_path, data_path, samples: int | None, unsafe: bool = False,
@@ -74,7 +54,7 @@ def from_files(model_path, data_path, samples: int | None, unsafe: bool = False,
     n = pdata.canonical_inputs(model, inputs, f"data in {data_path}")[0].shape[0]
     if labels is not None:
         pdata.canonical_labels(model, labels, n)  # named errors now, not after the probe
-    samples = _samples(samples, n, str(data_path))
+    samples = requested_samples(samples, n, str(data_path))
     inputs = {k: v[:samples] for k, v in inputs.items()}
     labels = None if labels is None else {k: v[:samples] for k, v in labels.items()}
     return Source(model=model, name=str(model_path), inputs=inputs, labels=labels,

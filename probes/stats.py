@@ -184,6 +184,24 @@ def to_json(result: ProbeResult, summary: Summary) -> dict:
     return out
 
 
+def disagreements(res: ProbeResult, ref: ProbeResult) -> list[dict]:
+    """The cells where two results of one model give different verdicts, each as {"head",
+    "input", <res.probe>: its verdict, "ablation": the reference's}."""
+    a, b = res.summary.verdict, ref.summary.verdict
+    return [{"head": head, "input": name, res.probe: str(a[h, i]), "ablation": str(b[h, i])}
+            for h, head in enumerate(res.heads) for i, name in enumerate(res.inputs)
+            if a[h, i] != b[h, i]]
+
+
+def completeness(res: ProbeResult) -> dict:
+    """Integrated gradients' completeness: steps, quadrature, median gap, samples over 5%,
+    whether the median is under the tolerance, and every gap (H, N)."""
+    p = res.params
+    return {"steps": p["steps"], "quadrature": p["quadrature"], "median_gap": p["median_gap"],
+            "samples_over_5pct": p["samples_over_5pct"], "converged": p["converged"],
+            "gap": res.completeness_gap.tolist()}
+
+
 def format_table(res, summary) -> str:
     """The dependency matrix as text: a row per cell, then how to read the verdicts."""
     settings = summary.settings

@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 
 from probes import data as pdata
+from probes import resultio
 from probes.graph import structure
 
 ALL_SHARED = "(all shared)"
@@ -116,6 +117,7 @@ def variable_groups(model) -> tuple[list, dict[str, list[int]]]:
     return variables, groups
 
 
+@resultio.register("agreement")
 @dataclasses.dataclass(frozen=True)
 class Agreement:
     """Task gradients on the shared weights over mini-batches.

@@ -8,15 +8,16 @@ from pathlib import Path
 import matplotlib
 from matplotlib.backends.backend_pdf import PdfPages
 
-from mtl_models import atomic
+from probes import atomic
 from reports.load import load_subject
 from reports.pages_answer import page_answer, page_models
 from reports.pages_paths import page_concat, page_provenance
 from reports.pages_probes import page_accuracy, page_matrices
 from reports.pages_weights import page_profiles, page_shared
 
-# TrueType fonts keep the text searchable and extractable from the PDF.
-matplotlib.rcParams["pdf.fonttype"] = 42
+# TrueType fonts keep the text searchable and extractable from the PDF (set while building
+# only: importing reports changes no global matplotlib state).
+STYLE = {"pdf.fonttype": 42}
 
 # Every report has these pages, one per figure, whatever the models: a page with nothing to
 # show for a model says so in a sentence, so the page count depends on nothing but this list.
@@ -29,6 +30,11 @@ def build(subject_dirs, out, *, probe_names, samples: int, seed: int, png_dir=No
     """Loads every subject directory and writes the report to `out` (and PNGs of the pages
     to `png_dir` if given). Returns the PDF path. Raises ValueError on a missing result."""
     subjects = [load_subject(d, probe_names, samples, seed) for d in subject_dirs]
+    with matplotlib.rc_context(STYLE):
+        return _write(subjects, out, png_dir, benchmark_png, progress)
+
+
+def _write(subjects, out, png_dir, benchmark_png, progress) -> Path:
     figures = [page(subjects) for page in PAGES]
     figures.append(page_provenance(subjects, benchmark_png))
     buf = io.BytesIO()

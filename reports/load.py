@@ -2,10 +2,9 @@
 
 A subject directory is a run directory written by `probe train` (manifest.json, accuracy.json,
 history.json, taskgrads.json) or a results directory for a user's model (subject.json); its
-probes/ folder holds what the probe commands saved: <probe>-<method>-n<N>-seed<S>.json (+ .npz),
-shared-n<N>-seed<S>.json, paths-n<N>-seed<S>.json, structure.json and timings.json, and
-`probe report`'s record of what it could not run on this model and why,
-skipped-n<N>-seed<S>.json ({probe: the one-line reason}).
+probes/ folder holds the saved results of the report's probes (probes.suite; file names from
+probes.filenames): every one a result type of probes.resultio, and the record of what could not
+run on this model and why. Only those saved types are read.
 """
 
 from __future__ import annotations
@@ -14,8 +13,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from probes import result as presult
-from probes import stats
+from probes import filenames, resultio
 from reports.layout import MAIN
 
 
@@ -78,17 +76,22 @@ def load_subject(path, probe_names, samples: int, seed: int) -> Subject:
     missing or malformed file is an error, never skipped silently)."""
     path = Path(path)
     probes_dir = path / "probes"
-    suffix = f"-n{samples}-seed{seed}.json"
-    skipped_file = probes_dir / f"skipped{suffix}"
-    skipped = _json(skipped_file) if skipped_file.is_file() else {}
+    skipped_file = probes_dir / filenames.skipped(samples, seed)
+    skipped = ({k: v["reason"] for k, v in _json(skipped_file).items()}
+               if skipped_file.is_file() else {})
     if MAIN in skipped or MAIN not in probe_names:
         raise ValueError(f"Expected a saved {MAIN} result in {probes_dir}; received none")
+
+    def saved(probe):
+        stem = filenames.stem(probe, None if probe == "structure" else samples, seed)
+        return resultio.load(probes_dir / f"{stem}.json")
+
     results = {}
     for name in probe_names:
-        if name in skipped:
+        if name in skipped or not name.startswith(("ablation/", "attribution/")):
             continue
-        res = presult.load(probes_dir / (name.replace("/", "-") + suffix))
-        results[name] = (res, stats.summarize(res))
+        res = saved(name)
+        results[name] = (res, res.summary)
     run = None
     if (path / "manifest.json").is_file():
         run = {k: _json(path / f"{k}.json") for k in ("manifest", "accuracy", "history")}
@@ -97,12 +100,16 @@ def load_subject(path, probe_names, samples: int, seed: int) -> Subject:
         name = run["manifest"]["arguments"]["variant"]
     else:
         name = _json(path / "subject.json")["name"]
-    optional = {}
-    for kind in ("shared", "paths"):
-        file = probes_dir / f"{kind}-n{samples}-seed{seed}.json"
-        optional[kind] = _json(file) if file.is_file() else None
-    timings = probes_dir / "timings.json"
-    return Subject(name=name, path=path, results=results, shared=optional["shared"],
-                   paths=optional["paths"], structure=_json(probes_dir / "structure.json"),
-                   run=run, timings=_json(timings) if timings.is_file() else {},
-                   skipped=skipped)
+    shared = paths = None
+    if not any(p in skipped for p in ("shared/agreement", "shared/coupling")):
+        agree, couple = saved("shared/agreement"), saved("shared/coupling")
+        shared = {"agreement": agree.to_json(), "coupling": couple.to_json(),
+                  "samples": couple.params["samples"]}
+    if "paths/decomposition" not in skipped:
+        inter = None if "paths/interaction" in skipped else saved("paths/interaction")
+        paths = {"decomposition": saved("paths/decomposition").to_json(),
+                 "interaction": inter.to_json() if inter is not None else None}
+    timings = probes_dir / filenames.TIMINGS
+    return Subject(name=name, path=path, results=results, shared=shared, paths=paths,
+                   structure=saved("structure").to_json(), run=run,
+                   timings=_json(timings) if timings.is_file() else {}, skipped=skipped)

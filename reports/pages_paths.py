@@ -100,7 +100,8 @@ def page_concat(subjects) -> Figure:
     fig = new_page("What concatenation does: each call site's term in each head's logit")
     subs = [s for s in subjects if s.paths]
     texts = [f"{s.label}: nothing to show on concatenation: "
-             f"{s.skipped.get('paths', 'no result saved')}." for s in subjects if not s.paths]
+             f"{s.skipped.get('paths/decomposition', 'no result saved')}."
+             for s in subjects if not s.paths]
     if subs:
         def prefix(s):
             return f"{s.label}\n" if len(subjects) > 1 else ""

@@ -10,12 +10,12 @@ from reports.layout import (
     MAIN,
     POINTS,
     fit_size,
-    fits,
     matrix_box,
     new_page,
     paragraph,
     tick_labels,
 )
+from reports.plots import plot_shares
 
 LOSS_PROBES = ("ablation/shuffle", "ablation/zero")
 
@@ -102,51 +102,15 @@ def _loss_matrix(fig, slot, s, probe):
     ax.set_title(f"{s.label}: change of the loss, {probe}", fontsize=11)
 
 
-def _cell_labels(ax, s, cells) -> float:
-    """'head <- input' under each cell, or, when those would not stand side by side, the
-    input under each cell and the head once under its group of cells. Returns how far the
-    labels reach below the axis (points)."""
-    span = 0.55 * POINTS[0]
-    labels = [f"{s.heads[h]} <- {s.inputs[i]}" for h, i in cells]
-    if fits(labels, span, 7):
-        return tick_labels(ax, "x", labels, span)
-    below = tick_labels(ax, "x", [s.inputs[i] for _, i in cells], span, base=8)
-    n = len(s.inputs)
-    size = fit_size(9, chars=max(len(h) for h in s.heads) + 2, width_pt=span / len(s.heads))
-    for h, head in enumerate(s.heads):
-        if h:
-            ax.axvline(h * n - 0.5, color="0.8", lw=0.8)
-        ax.annotate(head, ((h * n + (n - 1) / 2), 0), xycoords=("data", "axes fraction"),
-                    xytext=(0, -below - 2), textcoords="offset points", ha="center", va="top",
-                    fontsize=size, fontweight="bold")
-    return below + 2 + 1.2 * size
-
-
 def page_matrices(subjects) -> Figure:
     fig = new_page("Every probe's matrix: share of each head's dependence, 95% intervals")
     n = len(subjects)
     notes = []
     for k, s in enumerate(subjects):
         ax = fig.add_axes([0.07, 0.10 + (n - 1 - k) * 0.84 / n, 0.55, 0.84 / n - 0.12])
+        plot_shares({name: res for name, (res, _) in s.results.items()}, ax=ax, title=s.label)
         cells = [(h, i) for h in range(len(s.heads)) for i in range(len(s.inputs))]
         names = list(s.results)
-        ms = min(4.0, 0.6 * 0.55 * POINTS[0] / (len(cells) * len(names)))  # points don't touch
-        for j, name in enumerate(names):
-            _, summ = s.results[name]
-            xs = np.arange(len(cells)) + (j - len(names) / 2) * 0.8 / len(names)
-            y = [summ.share[h, i] for h, i in cells]
-            lo = [summ.share[h, i] - summ.share_ci_low[h, i] for h, i in cells]
-            hi = [summ.share_ci_high[h, i] - summ.share[h, i] for h, i in cells]
-            ax.errorbar(xs, y, yerr=[lo, hi], fmt="o", ms=ms, capsize=2, label=name)
-        below = _cell_labels(ax, s, cells)
-        short = (below + 4) / POINTS[1] - 0.09  # labels deeper than the gap under the axes
-        if short > 0:
-            x0, y0, w, h = ax.get_position().bounds
-            ax.set_position([x0, y0 + short, w, h - short])
-        ax.set_ylim(-0.05, 1.05)
-        ax.set_ylabel("share", fontsize=9)
-        ax.set_title(s.label, fontsize=11)
-        ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left", title=None)
         base = s.results[MAIN][1].verdict
         for name in names:
             v = s.results[name][1].verdict

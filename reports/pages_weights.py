@@ -110,7 +110,8 @@ def page_shared(subjects) -> Figure:
             lines.append(f"{s.label}: one head ({s.heads[0]}), so no weights are shared "
                          "between heads and there is no coupling to measure.")
         elif not s.shared:
-            why = s.skipped.get("shared", "no result saved")
+            why = next((s.skipped[p] for p in ("shared/agreement", "shared/coupling")
+                        if p in s.skipped), "no result saved")
             lines.append(f"{s.label}: nothing to show on shared weights: {why}.")
     coupled = [s for s in subjects if s.shared and len(s.heads) > 1]
     top = 0.42 if subs else 0.84  # below the training panels, or the whole page

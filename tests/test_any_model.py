@@ -228,3 +228,31 @@ def test_probes_leave_the_model_as_they_found_it():
     for old, new in zip(before, model.get_weights()):
         np.testing.assert_array_equal(old, new)
     assert set(vars(model)) == set(attrs)
+
+
+def test_occlusion_of_inputs_of_different_lengths_shares_one_window_grid():
+    long_in, short_in = keras.Input((6, 2), name="long"), keras.Input((4, 2), name="short")
+    flat = keras.layers.concatenate([keras.layers.Flatten()(long_in),
+                                     keras.layers.Flatten()(short_in)])
+    model = keras.Model([long_in, short_in], keras.layers.Dense(1, name="head")(flat))
+    rng = np.random.default_rng(12)
+    data = {"long": rng.normal(size=(20, 6, 2)).astype("float32"),
+            "short": rng.normal(size=(20, 4, 2)).astype("float32")}
+    r = ablate(model, data, rng=np.random.default_rng(0), mode="occlusion", window=2)
+    np.testing.assert_array_equal(r.profile_starts, [0, 2, 4])
+    assert r.profile.shape == (1, 2, 20, 3)
+    np.testing.assert_array_equal(r.profile[0, 1, :, 2], 0.0)  # past the short input's end
+    assert np.all(r.profile[0, 0] > 0) and np.all(r.profile[0, 1, :, :2] > 0)
+    # The effect is the sum over windows, whatever their count.
+    np.testing.assert_allclose(r.effects[0], r.profile[0].sum(axis=2), rtol=1e-12)
+
+
+def test_the_shuffle_baseline_moves_every_step():
+    x_in = keras.Input((5, 2), name="x")
+    model = keras.Model(x_in, keras.layers.Dense(1)(keras.layers.Flatten()(x_in)))
+    model.set_weights([np.ones((10, 1), "float32"), np.zeros(1, "float32")])
+    x = np.random.default_rng(13).normal(size=(20, 5, 2)).astype("float32")
+    for seed in range(10):  # a permutation that kept a step would give it exactly 0
+        r = attribute(model, {"x": x}, rng=np.random.default_rng(seed),
+                      method="integrated_gradients", baseline="shuffle", steps=2)
+        assert np.all(r.profile[0, 0] > 0)

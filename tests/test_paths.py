@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from keras import layers
 from numpy.testing import assert_allclose
 
+from probes import resultio
 from probes.cli import main
 from probes.paths import decompose, interaction
 
@@ -227,6 +228,7 @@ def _cli(args):
     return result
 
 
+@pytest.mark.slow
 def test_cli_concat_run_json(tiny_runs):
     run = tiny_runs["concat"]
     out = json.loads(_cli(["--run", str(run.path), "--samples", "100", "--pairs", "150",
@@ -244,10 +246,16 @@ def test_cli_concat_run_json(tiny_runs):
     inter = out["interaction"]
     assert inter["pairs"] == 150 and inter["verdict"] == [["additive"], ["additive"]]
     assert max(r[0] for r in inter["relative"]) < 1e-5
-    saved = run.path / "probes" / "paths-n100-seed0.json"
-    assert json.loads(saved.read_text()) == out
+    # Saved as typed results with their fingerprints; loaded back they print the same JSON.
+    folder = run.path / "probes"
+    dec = resultio.load(folder / "paths-decomposition-n100-seed0.json")
+    inter = resultio.load(folder / "paths-interaction-n100-seed0.json")
+    assert json.loads(json.dumps(dec.to_json())) == out["decomposition"]
+    assert json.loads(json.dumps(inter.to_json())) == out["interaction"]
+    assert resultio.read_meta(folder / "paths-interaction-n100-seed0.json")["fingerprint"]
 
 
+@pytest.mark.slow
 def test_cli_separate_and_concat_mlp(tiny_runs, tiny_cache):
     from mtl_models import runs
     from tests.conftest import TINY
@@ -263,11 +271,13 @@ def test_cli_separate_and_concat_mlp(tiny_runs, tiny_cache):
     assert min(r[0] for r in mlp["interaction"]["relative"]) > 1e-3
 
 
+@pytest.mark.slow
 def test_cli_table_and_one_line_errors(tiny_runs, tmp_path):
     table = _cli(["--run", str(tiny_runs["concat"].path), "--samples", "40", "--out",
                   str(tmp_path)]).stdout
     assert "shared_lstm@0" in table and "additive" in table and "bias" in table
-    assert (tmp_path / "paths-n40-seed0.json").is_file()
+    assert (tmp_path / "paths-decomposition-n40-seed0.json").is_file()
+    assert (tmp_path / "paths-interaction-n40-seed0.json").is_file()
     model = concat_model()
     model.save(tmp_path / "m.keras")
     np.savez(tmp_path / "one.npz", **{k: v[:1] for k, v in _inputs().items()})

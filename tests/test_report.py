@@ -25,6 +25,7 @@ def tiny_report(tiny_runs, tmp_path_factory):
     return out, tiny_runs
 
 
+@pytest.mark.slow
 def test_report_pages_and_text(tiny_report):
     out, _ = tiny_report
     pages, text = _text(out)
@@ -36,12 +37,13 @@ def test_report_pages_and_text(tiny_report):
     assert "share 0." in text and "Only concat lets a head use information" in text
 
 
+@pytest.mark.slow
 def test_report_is_built_from_saved_results_without_tensorflow(tiny_report, tmp_path):
     out, runs = tiny_report
     # Build again in a fresh interpreter from the saved directories only: TensorFlow must not
     # be imported (nothing is recomputed), and the pages are the same count.
     again = tmp_path / "again.pdf"
-    code = ("import sys; from reports.build import build; from probes.cli.report import "
+    code = ("import sys; from reports.build import build; from probes.suite import "
             "REPORT_PROBES; "
             f"build([{str(runs['concat'].path)!r}, {str(runs['separate'].path)!r}], "
             f"{str(again)!r}, probe_names=list(REPORT_PROBES), samples=64, seed=0); "
@@ -53,12 +55,13 @@ def test_report_is_built_from_saved_results_without_tensorflow(tiny_report, tmp_
     assert _text(again)[0] == _text(out)[0]
 
 
+@pytest.mark.slow
 def test_report_reuses_saved_results(tiny_report):
     out, runs = tiny_report
     result = CliRunner().invoke(main, ["report", "--out", str(out), "--samples", "64",
                                        "--run", str(runs["concat"].path)])
     assert result.exit_code == 0
-    assert "every result is saved: nothing to compute" in result.output
+    assert "every result is saved and current: nothing to compute" in result.output
 
 
 def test_report_on_a_users_three_input_model(tmp_path):

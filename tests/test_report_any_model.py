@@ -2,6 +2,7 @@
 heads and inputs, and nothing of the built-in question (tweets, head_1/head_2, 280 steps)."""
 
 import importlib.util
+import json
 import re
 
 import keras
@@ -182,7 +183,7 @@ def test_a_probe_that_does_not_apply_is_named_on_its_pages(three_by_three, tmp_p
     pages say so; a result missing without a reason is still an error."""
     import shutil
 
-    from probes.cli.report import REPORT_PROBES
+    from probes.suite import REPORT_PROBES
     from reports.build import build
 
     results = tmp_path / "results"
@@ -191,10 +192,13 @@ def test_a_probe_that_does_not_apply_is_named_on_its_pages(three_by_three, tmp_p
         (results / "probes" / f"attribution-saliency-n{N}-seed0{suffix}").unlink()
     with pytest.raises(ValueError, match="saliency"):
         build([results], tmp_path / "r.pdf", probe_names=list(REPORT_PROBES), samples=N, seed=0)
-    (results / "probes" / f"skipped-n{N}-seed0.json").write_text(
-        '{"attribution/saliency": "Expected a float input; received int32 input \'x1\'"}')
+    skipped_file = results / "probes" / f"skipped-n{N}-seed0.json"
+    skipped = json.loads(skipped_file.read_text())  # what did not apply: shared weights...
+    skipped["attribution/saliency"] = {
+        "reason": "Expected a float input; received int32 input 'x1'", "key": "-"}
+    skipped_file.write_text(json.dumps(skipped))
     build([results], tmp_path / "r.pdf", probe_names=list(REPORT_PROBES), samples=N, seed=0)
     pages = [" ".join(text.split()) for text in _pages(tmp_path / "r.pdf")]  # unwrapped
     assert len(pages) == PAGES
     assert "attribution/saliency was not run: Expected a float input" in pages[3]
-    assert "not run: attribution/saliency" in pages[7]
+    assert "not run: " in pages[7] and "attribution/saliency (Expected a float input" in pages[7]

@@ -139,6 +139,7 @@ def source(kw, samples):
     """Resolves the model selection into a probes.sources.Source (training if needed)."""
     from mtl_models.quiet import import_tensorflow
     from probes import sources
+    from probes.cli.runsource import from_run
 
     which = selection(kw, need_data=True)
     import_tensorflow()
@@ -150,7 +151,7 @@ def source(kw, samples):
             run = runs.load_run(kw["run_dir"])
         else:
             run, _ = ensure_run(runs.TrainConfig(variant=kw["variant"]), kw["cache_dir"])
-        return sources.from_run(run, samples, report=progress)
+        return from_run(run, samples, report=progress)
     except ValueError as err:
         fail(err)
 
@@ -185,19 +186,17 @@ def probe_rng(seed: int):
 
 
 def run_probe(src, name, seed, params):
-    """Runs a registered probe on a source and summarizes it."""
+    """(result, fingerprint) of a registered probe on a source; errors end the command."""
     import tensorflow as tf
 
-    from probes import stats
+    from probes import suite
     from probes.forward import op_message
-    from probes.registry import PROBES
 
-    kwargs = dict(params, rng=probe_rng(seed), seed=seed, model_name=src.name)
-    if name.startswith("ablation/"):
-        kwargs["labels"] = src.labels
     try:
-        res = PROBES[name](src.model, src.inputs, **kwargs)
-        return res, stats.summarize(res)
+        res, fp = suite.run(src, name, dict(params, seed=seed))
+        if name.startswith(("ablation/", "attribution/")):
+            res.summary  # noqa: B018 (a result the statistics refuse fails here, not later)
+        return res, fp
     except ValueError as err:
         fail(err)
     except tf.errors.OpError as err:  # a model that fails on the user's data
@@ -205,10 +204,32 @@ def run_probe(src, name, seed, params):
                         f"model: {op_message(err)}"))
 
 
+def saved_results(src, plan, samples, seed, out_dir) -> dict:
+    """Runs each (probe, params) of `plan` on a source and saves it with its fingerprint in
+    --out, else the run's probes/ (nothing for --model without --out): {probe: result}."""
+    from probes import filenames, suite
+
+    target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
+    if target:
+        target = writable_dir(target, "--out")
+    out = {}
+    for name, params in plan:
+        res, fp = run_probe(src, name, seed, params)
+        out[name] = res
+        if target:
+            try:
+                with deferred_interrupt():
+                    path = suite.save(res, target, filenames.stem(name, samples, seed), fp)
+            except OSError as err:
+                fail(ValueError(f"Expected a writable --out directory; received {target}: "
+                                f"{err.strerror}"))
+            progress(f"saved {path}")
+    return out
+
+
 def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=False):
     """Selects the model, runs probe `name`, saves, prints a table or the JSON contract."""
-    from probes import result as presult
-    from probes import stats
+    from probes import filenames, stats, suite
 
     selection(kw, need_data=True)
     target = None
@@ -226,30 +247,21 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     if not target and src.run_dir:
         target = writable_dir(src.run_dir / "probes", "run's probes")
     progress(f"{name} of {src.name} on {samples} samples ...")
-    res, summary = run_probe(src, name, seed, params)
+    res, fp = run_probe(src, name, seed, params)
+    summary = res.summary
     for note in res.params.get("notes", ()):
         progress(note)
     extra = {}
     if compare:
         progress("ablation/shuffle on the same samples, to compare ...")
-        _, ref = run_probe(src, "ablation/shuffle", seed,
-                                  {"batch_size": params["batch_size"]})
-        extra["disagreements"] = [
-            {"head": h, "input": i, res.probe: summary.verdict[a, b],
-             "ablation": ref.verdict[a, b]}
-            for a, h in enumerate(res.heads) for b, i in enumerate(res.inputs)
-            if summary.verdict[a, b] != ref.verdict[a, b]]
+        ref, _ = run_probe(src, "ablation/shuffle", seed, {"batch_size": params["batch_size"]})
+        extra["disagreements"] = stats.disagreements(res, ref)
     if res.completeness_gap is not None:
-        extra["completeness"] = {"steps": res.params["steps"],
-                                 "quadrature": res.params["quadrature"],
-                                 "median_gap": res.params["median_gap"],
-                                 "samples_over_5pct": res.params["samples_over_5pct"],
-                                 "converged": res.params["converged"],
-                                 "gap": res.completeness_gap.tolist()}
+        extra["completeness"] = stats.completeness(res)
     if target:
         try:
             with deferred_interrupt():
-                saved = presult.save(res, target, stem=f"{res.name}-n{samples}-seed{seed}")
+                saved = suite.save(res, target, filenames.stem(name, samples, seed), fp)
         except OSError as err:
             fail(ValueError(f"Expected a writable --out directory; received {target}: "
                              f"{err.strerror}"))

@@ -4,7 +4,6 @@ and Ctrl-C waits until a pair of result files is complete."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import tempfile
@@ -44,27 +43,3 @@ def deferred_interrupt():
         signal.signal(signal.SIGINT, previous)
     if caught:
         raise KeyboardInterrupt
-
-
-def save_record(directory, stem: str, record: dict) -> Path:
-    """Writes a JSON record atomically as `directory`/`stem`.json (the directory created if
-    missing); an unwritable directory ends the command with one line."""
-    from probes import atomic
-
-    directory = writable_dir(directory, "--out")
-    try:
-        return atomic.write_json(directory / f"{stem}.json", record)
-    except OSError as err:
-        raise click.ClickException(f"Expected a writable --out directory; received "
-                                   f"{str(directory)!r}: {err.strerror or err}") from None
-
-
-def publish_record(record: dict, stem: str, src, out_dir, as_json: bool, report) -> bool:
-    """Saves a command's record in --out, else in the run's probes/ (none for --model), and
-    with --json prints it; returns whether it was printed (the caller prints text if not)."""
-    target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
-    if target:
-        report(f"saved {save_record(target, stem, record)}")
-    if as_json:
-        click.echo(json.dumps(record))
-    return as_json

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import click
 
-from probes.cli.common import fail, model_options, probe_options, progress, source
-from probes.cli.guard import publish_record
+import json
+
+from probes.cli.common import model_options, probe_options, progress, saved_results, source
 from probes.text import table
 
 
@@ -33,41 +34,24 @@ def paths(pairs, tolerance, samples, seed, batch_size, out_dir, as_json, **kw):
             progress(note)
     n = len(next(iter(src.inputs.values())))
     progress(f"paths of {src.name} on {n} samples ...")
-    try:
-        out, dec, inter, summary = paths_record(src, seed=seed, pairs=pairs,
-                                                tolerance=tolerance, batch_size=batch_size)
-    except ValueError as err:
-        fail(err)
-    if inter is None:
+    probes_run = [("paths/decomposition", {"batch_size": batch_size})]
+    if len(src.inputs) > 1:
+        probes_run.append(("paths/interaction", {"pairs": pairs, "tolerance": tolerance,
+                                                 "batch_size": batch_size}))
+    else:
         progress("the model has one input: no interaction contrast")
-    if publish_record(out, f"paths-n{n}-seed{seed}", src, out_dir, as_json, progress):
+    saved = saved_results(src, probes_run, n, seed, out_dir)
+    dec, inter = saved["paths/decomposition"], saved.get("paths/interaction")
+    summary = inter.summary() if inter is not None else None
+    if as_json:
+        click.echo(json.dumps({"probe": "paths", "model": src.name, "samples": n, "seed": seed,
+                               "decomposition": dec.to_json(),
+                               "interaction": inter.to_json(summary) if inter else None}))
         return
     _print_decomposition(dec, n)
     if inter is not None:
         click.echo("")
         _print_interaction(inter, summary)
-
-
-def paths_record(src, *, seed: int, pairs=None, tolerance: float = 1e-5,
-                 batch_size: int = 256):
-    """(JSON record, decomposition, interaction or None, its summary) for a source."""
-    import numpy as np
-
-    from probes.paths import decompose, interaction
-
-    n = len(next(iter(src.inputs.values())))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9A75]))
-    inter = summary = None
-    dec = decompose(src.model, src.inputs, batch_size=batch_size, seed=seed,
-                    model_name=src.name)
-    if len(src.inputs) > 1:
-        inter = interaction(src.model, src.inputs, rng=rng, pairs=pairs, tolerance=tolerance,
-                            batch_size=batch_size, seed=seed, model_name=src.name)
-        summary = inter.summary()
-    out = {"probe": "paths", "model": src.name, "samples": n, "seed": seed,
-           "decomposition": dec.to_json(),
-           "interaction": inter.to_json(summary) if inter else None}
-    return out, dec, inter, summary
 
 
 def _print_decomposition(dec, n):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from probes.ablation import MODES
-from probes.attribution import BASELINES, METHODS, SPACES
+from probes.attribution import METHODS, SPACES
+from probes.baselines import BASELINES
 from probes.cli.common import model_options, probe_command, probe_options
 from probes.gradients import QUADRATURES
 

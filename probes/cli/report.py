@@ -1,8 +1,8 @@
-"""`probe report`: train or reuse, run every probe not saved yet, write the PDF."""
+"""`probe report`: train or reuse, run every probe whose saved result is missing or stale
+(probes.suite), write the PDF (reports.build)."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -10,25 +10,7 @@ import click
 
 from mtl_models import runs
 from mtl_models.variants import VARIANTS
-from probes.cli.common import ensure_run, fail, probe_rng, progress
-
-# What the report shows, with the parameters each probe runs with.
-REPORT_PROBES = {
-    "ablation/shuffle": {"permutations": 8},
-    "ablation/zero": {},
-    "ablation/occlusion": {},
-    "attribution/saliency": {},
-    # Fixed steps: the report shows the completeness gap reached rather than doubling.
-    # 8 Gauss-Legendre nodes: at full size the median gap is 1e-5 on separate, and on
-    # concat (which does not converge) 0.015, against 0.046 with 16 nodes; half the cost.
-    "attribution/integrated_gradients": {"baseline": "shuffle", "steps": 8},
-}
-# What the report can go without when a model does not allow it (the probe raises ValueError:
-# no labels, no shared weights, no time axis, no gradient): recorded with the reason, shown on
-# its page. The shuffle and zero ablations apply to every model.
-OPTIONAL = ("ablation/occlusion", "attribution/saliency", "attribution/integrated_gradients",
-            "shared", "paths")
-
+from probes.cli.common import ensure_run, fail, progress
 
 def _variants(ctx, param, value):
     names = [v.strip() for v in value.split(",") if v.strip()]
@@ -94,6 +76,7 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
         n = n_here if n is None else min(n, n_here)
     for name, directory, make_source, _ in subjects:
         _complete(name, Path(directory), make_source, n, seed, batch_size)
+    from probes.suite import REPORT_PROBES
     from reports.build import build
 
     progress("writing the report ...")
@@ -111,11 +94,12 @@ def _subjects(variants, run_dirs, model_path, data_path, unsafe, custom_modules,
               samples):
     """(name, directory, source factory(samples), samples available) per model."""
     from probes import sources
+    from probes.cli.runsource import from_run
 
     chosen = []
     if model_path:
-        from mtl_models import atomic
         from mtl_models.quiet import import_tensorflow
+        from probes import atomic
 
         import_tensorflow()
         try:
@@ -141,74 +125,23 @@ def _subjects(variants, run_dirs, model_path, data_path, unsafe, custom_modules,
         loaded = [ensure_run(runs.TrainConfig(variant=v), cache_dir)[0] for v in variants]
     for run in loaded:
         chosen.append((run.config.variant, run.path,
-                       lambda k, run=run: sources.from_run(run, k), run.config.n_heldout))
+                       lambda k, run=run: from_run(run, k), run.config.n_heldout))
     return chosen
 
 
 def _complete(name, directory: Path, make_source, n: int, seed: int, batch_size: int):
-    """Runs and saves every report probe missing from `directory`/probes; one that does not
-    apply to the model (OPTIONAL) is recorded with its reason in skipped-n<N>-seed<S>.json,
-    which the pages show."""
-    from mtl_models import atomic
-    from probes import result as presult
-
-    target = directory / "probes"
-    suffix = f"-n{n}-seed{seed}"
-    timings_path = target / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    skipped_path = target / f"skipped{suffix}.json"
-    skipped = json.loads(skipped_path.read_text()) if skipped_path.is_file() else {}
-    missing = [p for p in REPORT_PROBES if p not in skipped
-               and not (target / f"{p.replace('/', '-')}{suffix}.json").is_file()]
-    extra = [k for k in ("shared", "paths", "structure") if k not in skipped
-             and not (target / (f"{k}{suffix}.json" if k != "structure" else
-                                "structure.json")).is_file()]
-    if not missing and not extra:
-        progress(f"[{name}] every result is saved: nothing to compute")
-        return
+    """Brings `directory`/probes up to date for this model, data, sample count and seed."""
     from mtl_models.quiet import import_tensorflow
 
     tf = import_tensorflow()
-    from probes import stats
-    from probes.cli.paths import paths_record
-    from probes.cli.shared import shared_record
     from probes.forward import op_message
-    from probes.graph import structure
-    from probes.registry import PROBES
+    from probes.suite import complete
 
-    src = make_source(n)
-    target.mkdir(parents=True, exist_ok=True)
-    for k, probe in enumerate(missing + extra, 1):
-        progress(f"[{name}] {k}/{len(missing) + len(extra)} {probe} on {n} samples ...")
-        t = time.perf_counter()
-        try:
-            if probe == "structure":
-                atomic.write_json(target / "structure.json", structure(src.model).to_json())
-            elif probe in ("shared", "paths"):
-                if probe == "shared":  # mini-batches of 64, or one of all the samples if fewer
-                    saved = shared_record(src, seed=seed, batch_size=batch_size,
-                                          minibatch=min(64, n))[0]
-                else:
-                    saved = paths_record(src, seed=seed, batch_size=batch_size)[0]
-                atomic.write_json(target / f"{probe}{suffix}.json", saved)
-            else:
-                kwargs = dict(REPORT_PROBES[probe], rng=probe_rng(seed), seed=seed,
-                              model_name=src.name, batch_size=batch_size)
-                if probe.startswith("ablation/"):
-                    kwargs["labels"] = src.labels
-                res = PROBES[probe](src.model, src.inputs, **kwargs)
-                stats.summarize(res)  # refuse a result the report could not summarise
-                presult.save(res, target, stem=f"{res.name}{suffix}")
-        except ValueError as err:
-            if probe not in OPTIONAL:
-                fail(ValueError(f"{name}: {err}"))
-            # e.g. no labels, no shared weights, no gradient: the page says why
-            progress(f"[{name}] not shown: {probe}: {err}")
-            skipped[probe] = str(err)
-            atomic.write_json(skipped_path, skipped)
-            continue
-        except tf.errors.OpError as err:  # a model that fails on the user's data
-            fail(ValueError(f"{name}: Expected inputs the model can run on; received an error "
-                            f"from the model in {probe}: {op_message(err)}"))
-        timings[probe] = time.perf_counter() - t
-        atomic.write_json(timings_path, timings)
+    try:
+        complete(make_source(n), directory / "probes", samples=n, seed=seed,
+                 batch_size=batch_size, report=progress)
+    except ValueError as err:
+        fail(err)
+    except tf.errors.OpError as err:  # a model that fails on the user's data
+        fail(ValueError(f"{name}: Expected inputs the model can run on; received an error "
+                        f"from the model: {op_message(err)}"))

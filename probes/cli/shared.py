@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from probes.cli.common import fail, model_options, progress, source
-from probes.cli.guard import publish_record
+import json
+
+from probes.cli.common import model_options, progress, saved_results, source
 from probes.text import table
 
 
@@ -21,8 +22,9 @@ from probes.text import table
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
               help="Rows per pass; bounds memory.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Directory for shared-n<N>-seed<S>.json [default: the run directory's "
-                   "probes/; none for --model].")
+              help="Directory for the results (shared-agreement-n<N>-seed<S>.json, "
+                   "shared-coupling-...) [default: the run directory's probes/; none for "
+                   "--model].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def shared(samples, minibatch, learning_rate, seed, batch_size, out_dir, as_json, **kw):
     """The link through shared weights: each task's loss gradient on every layer two heads
@@ -33,42 +35,22 @@ def shared(samples, minibatch, learning_rate, seed, batch_size, out_dir, as_json
     src = source(kw, samples)
     n = len(next(iter(src.inputs.values())))
     progress(f"task gradients of {src.name} on {n} samples ...")
-    try:
-        out, agree, couple = shared_record(src, seed=seed, minibatch=minibatch, learning_rate=learning_rate,
-                                           batch_size=batch_size)
-    except ValueError as err:
-        fail(err)
-    if publish_record(out, f"shared-n{n}-seed{seed}", src, out_dir, as_json, progress):
-        return
-    _print(agree, couple, out["training"])
-
-
-def shared_record(src, *, seed: int, minibatch: int = 64, learning_rate: float = 1e-2,
-                  batch_size: int = 256):
-    """(JSON record, Agreement, Coupling) of `probe shared` for a source (raises ValueError
-    on bad input)."""
-    import numpy as np
-
-    from probes.coupling import coupling
-    from probes.taskgrads import task_gradients
-
-    if src.labels is None:
-        raise ValueError("Expected labels for every head in --data (arrays named by the "
-                         "model's outputs) to compute task losses; received none")
-    n = len(next(iter(src.inputs.values())))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5AED]))
-    agree, gradients = task_gradients(src.model, src.inputs, src.labels, rng=rng,
-                                      batch_size=minibatch, seed=seed)
-    couple = coupling(src.model, src.inputs, src.labels, learning_rate=learning_rate,
-                      batch_size=batch_size, seed=seed, gradients=gradients)
+    saved = saved_results(src, [("shared/agreement", {"batch_size": minibatch}),
+                                ("shared/coupling", {"learning_rate": learning_rate,
+                                                     "batch_size": batch_size})],
+                          n, seed, out_dir)
+    agree, couple = saved["shared/agreement"], saved["shared/coupling"]
     training = None
     if src.run_dir is not None:
         from mtl_models import runs
 
         training = runs.load_run(src.run_dir).taskgrads()
-    return {"probe": "shared", "model": src.name, "samples": n, "seed": seed,
-            "agreement": agree.to_json(), "coupling": couple.to_json(),
-            "training": training}, agree, couple
+    record = {"probe": "shared", "model": src.name, "samples": n, "seed": seed,
+              "agreement": agree.to_json(), "coupling": couple.to_json(), "training": training}
+    if as_json:
+        click.echo(json.dumps(record))
+        return
+    _print(agree, couple, training)
 
 
 def _print(agree, couple, training):

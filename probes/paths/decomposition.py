@@ -17,6 +17,7 @@ import dataclasses
 import numpy as np
 
 from probes import data as pdata
+from probes import resultio
 from probes.forward import run_all
 from probes.graph import _walk
 
@@ -27,6 +28,7 @@ IDENTITY_LAYERS = frozenset({"Dropout", "SpatialDropout1D", "SpatialDropout2D",
                              "AlphaDropout", "Identity", "ActivityRegularization"})
 
 
+@resultio.register("headsplit")
 @dataclasses.dataclass(frozen=True)
 class HeadSplit:
     """One output unit's pre-activation split over the call sites that feed it.
@@ -87,6 +89,7 @@ class HeadSplit:
                 "per_sample_share_centred": centred.tolist()}
 
 
+@resultio.register("decomposition")
 @dataclasses.dataclass(frozen=True)
 class Decomposition:
     """Every output unit's split. sample_ids: (N,); params: the probe's settings."""

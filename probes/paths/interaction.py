@@ -19,10 +19,12 @@ import itertools
 import numpy as np
 
 from probes import data as pdata
+from probes import resultio
 from probes.forward import chunk_width, chunks, compiled_forward, run_chunk
 from probes.graphrun import logit_heads as squashed_heads
 from probes.graph import structure
 from probes.paths.decomposition import _targets
+from probes.seeds import generator
 from probes.stats import bootstrap_means
 
 VERDICTS = ("additive", "interacts", "inconclusive", "structural_zero")
@@ -43,6 +45,7 @@ class InteractionSummary:
     settings: dict
 
 
+@resultio.register("interaction")
 @dataclasses.dataclass(frozen=True)
 class Interaction:
     """Per-pair interaction contrasts of every output unit for every pair of inputs.
@@ -76,8 +79,7 @@ class Interaction:
         unit's logit std; verdict `additive` when the whole interval is below `tolerance`
         (float noise), `interacts` when it is all above, `structural_zero` when no path links
         both inputs to the head (the contrast is then exactly 0.0)."""
-        rng = np.random.default_rng(np.random.SeedSequence([int(self.params.get("seed") or 0),
-                                                            0xB007]))
+        rng = generator(self.params.get("seed"), "bootstrap")
         a = np.abs(self.contrast)  # (T, Q, P)
         boot = bootstrap_means(a, n_boot, rng)  # (T, Q, B)
         lo, hi = (np.percentile(boot, 50 * (1 + s * confidence), axis=2) for s in (-1, 1))

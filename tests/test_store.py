@@ -1,0 +1,158 @@
+"""Saved results are never stale: a changed model or data is recomputed, an unchanged one is not
+recomputed at all; every result type round-trips through save and load bit for bit."""
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from probes import resultio, store
+from probes.cli import main
+from probes.fingerprint import fingerprint
+from probes.registry import PROBES
+from probes.seeds import generator
+from tests import models as m
+
+N = 30
+
+
+def _files(tmp_path, model, data):
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "data.npz", **data)
+    return tmp_path / "model.keras", tmp_path / "data.npz"
+
+
+def _report(model_path, data_path, out):
+    result = CliRunner().invoke(main, ["report", "--model", str(model_path), "--data",
+                                       str(data_path), "--out", str(out), "--samples", str(N)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _matrix(out, probe="ablation-shuffle"):
+    """{head: {input: verdict}} of a saved result in the report's results folder."""
+    path = out.with_name(out.stem + "-results") / "probes" / f"{probe}-n{N}-seed0.json"
+    return resultio.load(path).matrix()
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    """The 3x3 model and its data reported once; the tests change a copy of it."""
+    tmp = tmp_path_factory.mktemp("stale")
+    model = m.three_by_three()
+    data = m.random_inputs(model, N)
+    model_path, data_path = _files(tmp, model, data)
+    out = tmp / "r.pdf"
+    _report(model_path, data_path, out)
+    return tmp, model, data, out
+
+
+def test_an_unchanged_model_and_data_recompute_nothing(reported):
+    tmp, model, data, out = reported
+    folder = out.with_name(out.stem + "-results") / "probes"
+    before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.npz")}
+    result = _report(tmp / "model.keras", tmp / "data.npz", out)
+    assert "nothing to compute" in result.stderr
+    assert " on 30 samples ..." not in result.stderr  # no probe ran
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.npz")} == before
+    assert len(before) >= 8  # the guard: the report's results are there to be reused
+
+
+def test_a_changed_model_is_recomputed_and_shown(reported, tmp_path):
+    _, model, data, _ = reported
+    assert _matrix(reported[3])["h_b"]["x2"] == "depends"
+    changed = keras.models.clone_model(model)
+    changed.set_weights(model.get_weights())
+    head = changed.get_layer("h_b")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])  # h_b reads nothing now
+    # The same file names and --out as before: only the fingerprint can tell.
+    (tmp_path / "r-results").mkdir()
+    for p in (reported[3].with_name("r-results")).rglob("*"):
+        target = tmp_path / "r-results" / p.relative_to(reported[3].with_name("r-results"))
+        if p.is_dir():
+            target.mkdir(exist_ok=True)
+        else:
+            target.write_bytes(p.read_bytes())
+    model_path, data_path = _files(tmp_path, changed, data)
+    result = _report(model_path, data_path, tmp_path / "r.pdf")
+    assert "stale (model changed)" in result.stderr
+    after = _matrix(tmp_path / "r.pdf")
+    # h_diff in the issue's words: a head whose kernel is all zeros is `zero` on every input
+    # it has a path from, `structural_zero` on the others.
+    assert after["h_b"] == {"x1": "structural_zero", "x2": "zero", "x3": "structural_zero"}
+    assert after["h_ab"] == _matrix(reported[3])["h_ab"]
+
+
+def test_changed_data_gives_new_numbers(reported, tmp_path):
+    tmp, model, data, out = reported
+    other = {k: v + 0.5 for k, v in data.items()}
+    model_path, data_path = _files(tmp_path, model, other)
+    folder = out.with_name(out.stem + "-results")
+    copy = tmp_path / "r-results"
+    copy.mkdir()
+    (copy / "probes").mkdir()
+    for p in folder.rglob("*.*"):
+        (copy / p.relative_to(folder)).write_bytes(p.read_bytes())
+    result = _report(model_path, data_path, tmp_path / "r.pdf")
+    assert "stale (data changed)" in result.stderr
+    old = resultio.load(folder / "probes" / f"ablation-shuffle-n{N}-seed0.json")
+    new = resultio.load(copy / "probes" / f"ablation-shuffle-n{N}-seed0.json")
+    assert not np.array_equal(old.effects, new.effects)
+
+
+def test_store_reuses_only_a_matching_fingerprint(tmp_path):
+    model = m.three_by_three()
+    data = m.random_inputs(model, N)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return PROBES["ablation/zero"](model, data, rng=generator(0, "probe"), seed=0)
+
+    fp = fingerprint(model, data, "ablation/zero", {"seed": 0})
+    first, reused = store.cached(tmp_path, "a", fp, compute)
+    again, reused_again = store.cached(tmp_path, "a", fp, compute)
+    assert (reused, reused_again, len(calls)) == (False, True, 1)
+    np.testing.assert_array_equal(first.effects, again.effects)
+    other = fingerprint(model, data, "ablation/zero", {"seed": 1})
+    assert other["key"] != fp["key"] and other["model"] == fp["model"]
+    store.cached(tmp_path, "a", other, compute)
+    assert len(calls) == 2
+    manifest = json.loads((tmp_path / store.MANIFEST).read_text())
+    assert manifest["results"]["a"]["fingerprint"] == other
+    assert manifest["versions"]["numpy"] == np.__version__
+
+
+def _equal(a, b):
+    """Bit-for-bit equality of two results of one type, field by field."""
+    assert type(a) is type(b)
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.shape == y.shape, f.name
+            np.testing.assert_array_equal(x, y, err_msg=f.name)  # NaN equal to NaN
+            assert x.tobytes() == y.tobytes(), f.name
+        elif dataclasses.is_dataclass(x):
+            _equal(x, y)
+        elif isinstance(x, tuple) and x and dataclasses.is_dataclass(x[0]):
+            for u, v in zip(x, y):
+                _equal(u, v)
+        else:
+            assert x == y, f.name
+
+
+@pytest.mark.parametrize("probe", sorted(PROBES))
+def test_every_probe_family_round_trips_bit_for_bit(probe, tmp_path):
+    from mtl_models.variants import build_model
+
+    model = build_model("separate", seq_len=6, features=5, units=3, seed=1)  # shares its LSTM
+    data = m.random_inputs(model, 24)
+    labels = {h: np.random.default_rng(1).integers(0, 2, 24) for h in ("head_1", "head_2")}
+    result = PROBES[probe](model, data, rng=generator(0, "probe"), labels=labels, seed=0,
+                           model_name="separate")
+    assert getattr(type(result), "KIND", None) in resultio.MODULES  # a registered type
+    path = resultio.save(result, tmp_path, "r", fingerprint={"key": "x"})
+    _equal(result, resultio.load(path))
