@@ -1,5 +1,6 @@
 """One loss rule for every probe (probes.losses), and probes that never touch the user's model."""
 
+import inspect
 import json
 import threading
 
@@ -195,20 +196,21 @@ def _snapshot(model) -> dict:
 
 
 def _probes():
-    """name -> probe(model, x, y) for every probe in the library (tiny settings)."""
+    """name -> probe(model, x, y) for every registered probe (labels where it takes them,
+    few integrated-gradients steps), and the label probes of the library by the same names."""
     rng = np.random.default_rng
     out = {}
     for name, probe in PROBES.items():
-        kw = {"steps": 8} if probe.keywords.get("method") == "integrated_gradients" else {}
-        out[name] = lambda m, x, y, p=probe, kw=kw: p(m, x, rng=rng(0), seed=0, **kw)
-    out.update({
-        "ablation/zero+labels": lambda m, x, y: ablate(m, x, rng=rng(0), mode="zero",
-                                                       labels=y),
-        "coupling": lambda m, x, y: coupling(m, x, y),
-        "agreement": lambda m, x, y: agreement(m, x, y, rng=rng(0), batch_size=8),
-        "decompose": lambda m, x, y: decompose(m, x),
-        "interaction": lambda m, x, y: interaction(m, x, rng=rng(0)),
-    })
+        method = getattr(probe, "keywords", {}).get("method")
+        kw = {"steps": 8} if method == "integrated_gradients" else {}
+        labelled = "labels" in inspect.signature(probe).parameters
+        out[name] = (lambda m, x, y, p=probe, kw=kw, labelled=labelled:
+                     p(m, x, rng=rng(0), seed=0, **kw, **({"labels": y} if labelled else {})))
+    out.setdefault("shared/coupling", lambda m, x, y: coupling(m, x, y))
+    out.setdefault("shared/agreement",
+                   lambda m, x, y: agreement(m, x, y, rng=rng(0), batch_size=8))
+    out.setdefault("paths/decomposition", lambda m, x, y: decompose(m, x))
+    out.setdefault("paths/interaction", lambda m, x, y: interaction(m, x, rng=rng(0)))
     return out
 
 
