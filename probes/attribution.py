@@ -32,20 +32,13 @@ from probes import data as pdata
 from probes.attribution_checks import check_connected, unreliable_cells
 from probes.baselines import Constant, Difference, Rows, baseline_arrays
 from probes.forward import chunk_width, chunks, compiled_forward, pad_rows, run_all
-from probes.gradients import (
-    QUADRATURES,
-    Plan,
-    embed,
-    evaluate_paths,
-    path_function,
-    points_forward,
-    token_plan,
-)
+from probes.gradients import QUADRATURES, Plan, evaluate_paths, path_function, points_forward
 from probes.gradients import quadrature as quadrature_nodes
 from probes.graph import heads as model_heads
 from probes.graph import structure
 from probes.graphrun import has_masks, logit_heads
 from probes.result import ProbeResult
+from probes.tokens import embed, token_plan
 
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad")
 SPACES = ("logit", "probability")

@@ -45,11 +45,9 @@ def baseline_arrays(baseline, xs, bg, rng, names):
             out.append(x[:, perm] if isinstance(x, np.ndarray) else Permuted(x, perm))
         return out
     if isinstance(baseline, dict):
-        missing = [name for name in names if name not in baseline]
-        if missing:
-            raise ValueError(f"Expected a baseline for every input {list(names)}; received "
-                             f"none for {missing}")
-        baseline = [baseline[name] for name in names]
+        from probes.data import by_name
+
+        baseline = by_name(baseline, names, "a baseline")
     out = []
     for name, x, b in zip(names, xs, baseline):
         b = np.asarray(b)

@@ -6,15 +6,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from reports.layout import (
-    MAIN,
-    POINTS,
-    fit_size,
-    matrix_box,
-    new_page,
-    paragraph,
-    tick_labels,
-)
+from reports import layout
+from reports.layout import MAIN, POINTS, fit_size, matrix_box, new_page
 from reports.plots import plot_shares
 
 LOSS_PROBES = ("ablation/shuffle", "ablation/zero")
@@ -46,7 +39,7 @@ def _page_references(runs) -> Figure:
         ax.bar(right, acc, width, label="model", color="#d62728")
         for xi, a in zip(right, acc):
             ax.text(xi, a + 0.01, f"{a:.3f}", ha="center", fontsize=9)
-        tick_labels(ax, "x", [f"{h}\n{heads[h]['task']}" for h in heads],
+        layout.tick_labels(ax, "x", [f"{h}\n{heads[h]['task']}" for h in heads],
                     0.8 / len(runs) * POINTS[0], base=10)
         ax.set_ylim(0.4, 1.08)
         ax.set_title(f"{s.label} ({s.run['accuracy']['samples']} held-out pairs)", fontsize=11)
@@ -76,7 +69,7 @@ def _page_losses(subjects) -> Figure:
                      "over the samples, with a normal 95% interval (mean +- 1.96 sd / sqrt(n)). "
                      "Red: the loss grows without the input, so the head uses it to predict "
                      "its labels; near 0: it does not; blue: the head does better without it.")
-    paragraph(fig, "\n".join(lines), bottom - 0.05 if panels else 0.85, width=150, size=9.5,
+    layout.paragraph(fig, "\n".join(lines), bottom - 0.05 if panels else 0.85, width=150, size=9.5,
               bottom=0.02)
     return fig
 
@@ -90,8 +83,8 @@ def _loss_matrix(fig, slot, s, probe):
     box, cell_w, cell_h = matrix_box(slot, n_heads, n_inputs)
     ax = fig.add_axes(box)
     ax.imshow(mean, cmap="RdBu_r", vmin=-scale, vmax=scale, aspect="auto")
-    tick_labels(ax, "x", s.inputs, cell_w * n_inputs, base=10)
-    tick_labels(ax, "y", s.heads, cell_h * n_heads, base=10)
+    layout.tick_labels(ax, "x", s.inputs, cell_w * n_inputs, base=10)
+    layout.tick_labels(ax, "y", s.heads, cell_h * n_heads, base=10)
     size = fit_size(9, chars=20, width_pt=cell_w, lines=3, height_pt=cell_h)
     for h in range(n_heads):
         for i in range(n_inputs):
@@ -124,5 +117,5 @@ def page_matrices(subjects) -> Figure:
                for name, why in s.skipped.items() if "/" in name]
     if skipped:
         text += "\n" + "\n".join(skipped)
-    paragraph(fig, text, 0.86, width=34, size=8.5, x=0.80, bottom=0.02)
+    layout.paragraph(fig, text, 0.86, width=34, size=8.5, x=0.80, bottom=0.02)
     return fig

@@ -256,3 +256,18 @@ def test_the_shuffle_baseline_moves_every_step():
         r = attribute(model, {"x": x}, rng=np.random.default_rng(seed),
                       method="integrated_gradients", baseline="shuffle", steps=2)
         assert np.all(r.profile[0, 0] > 0)
+
+
+def test_a_softmax_head_takes_integer_classes_as_labels():
+    model, _, _ = _softmax_model()
+    x = np.random.default_rng(14).normal(size=(25, 4)).astype("float32")
+    classes = np.random.default_rng(15).integers(0, 3, 25)
+    by_class = ablate(model, {"x": x}, rng=np.random.default_rng(0), mode="zero",
+                      labels={"probs": classes})
+    one_hot = ablate(model, {"x": x}, rng=np.random.default_rng(0), mode="zero",
+                     labels={"probs": np.eye(3)[classes]})
+    np.testing.assert_array_equal(by_class.loss_effects, one_hot.loss_effects)
+    assert np.any(by_class.loss_effects != 0)
+    with pytest.raises(ValueError, match="Expected integer classes in \\[0, 3\\)"):
+        ablate(model, {"x": x}, rng=np.random.default_rng(0), mode="zero",
+               labels={"probs": classes + 1})

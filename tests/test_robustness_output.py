@@ -72,7 +72,9 @@ def test_occlusion_window_longer_than_the_input(files):
 def test_a_missing_out_directory_is_created(files, tmp_path):
     out = tmp_path / "new" / "nested"
     cli(_ablate(files, out))
-    assert sorted(p.name for p in out.iterdir()) == [f"{STEM}.json", f"{STEM}.npz"]
+    # The result's pair of files, and the folder's manifest (what was saved, from what).
+    assert sorted(p.name for p in out.iterdir()) == [f"{STEM}.json", f"{STEM}.npz",
+                                                     "manifest.json"]
 
 
 @pytest.fixture()
@@ -122,7 +124,8 @@ def test_an_existing_result_is_replaced_whole(files, tmp_path):
     assert first.params["permutations"] == 2 and second.params["permutations"] == 3
     assert not np.array_equal(first.effects, second.effects)  # really rewritten
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "ablation-shuffle-n30-seed0.json", "ablation-shuffle-n30-seed0.npz"]  # no temp files
+        "ablation-shuffle-n30-seed0.json", "ablation-shuffle-n30-seed0.npz",
+        "manifest.json"]  # no temp files
 
 
 def test_ctrl_c_during_the_probe_leaves_no_result(files, tmp_path, monkeypatch):
@@ -151,6 +154,7 @@ def test_ctrl_c_while_saving_is_held_until_both_files_are_written(files, tmp_pat
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.slow
 def test_interrupted_training_leaves_nothing_a_later_run_reuses(tmp_path, monkeypatch):
     write_json = atomic.write_json
 
@@ -177,6 +181,7 @@ def test_an_unwritable_cache_fails_before_training(tmp_path):
 
 # Beyond the saved held-out set -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_samples_beyond_the_saved_heldout_are_generated(tiny_runs):
     run = tiny_runs["concat"]
     result = cli(["ablate", "--run", run.path, "--samples", "1100", "--mode", "zero", "--json"])
@@ -185,6 +190,7 @@ def test_samples_beyond_the_saved_heldout_are_generated(tiny_runs):
     assert out["samples"] == 1100 and out["verdict"] == [["depends"] * 2] * 2
 
 
+@pytest.mark.slow
 def test_generated_pairs_are_deterministic_prefix_stable_and_labelled(tiny_runs):
     run = tiny_runs["concat"]
     saved, saved_labels = run.heldout()
@@ -205,6 +211,7 @@ def test_generated_pairs_are_deterministic_prefix_stable_and_labelled(tiny_runs)
 
 # Determinism -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["files", "run"])
 def test_same_seed_same_json_bit_for_bit(files, tiny_runs, tmp_path, source):
     if source == "files":
@@ -215,7 +222,7 @@ def test_same_seed_same_json_bit_for_bit(files, tiny_runs, tmp_path, source):
     first = cli(args + ["--out", tmp_path / "a"])
     second = cli(args + ["--out", tmp_path / "b"])
     assert first.stdout == second.stdout and json.loads(first.stdout)["seed"] == 7
-    a, b = (presult.load(next((tmp_path / d).glob("*.json"))) for d in "ab")
+    a, b = (presult.load(next((tmp_path / d).glob("ablation-*.json"))) for d in "ab")
     np.testing.assert_array_equal(a.effects, b.effects)
     other = cli(args[:-5] + ["--seed", "8", "--permutations", "2", "--json"])
     assert json.loads(other.stdout)["effect"] != json.loads(first.stdout)["effect"]  # guard
@@ -223,6 +230,7 @@ def test_same_seed_same_json_bit_for_bit(files, tiny_runs, tmp_path, source):
 
 # Damaged run directories -----------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,fragment", [
     ("heldout.npz", "Expected held-out data in"),
     ("model.keras", "Expected a loadable model.keras in"),

@@ -207,7 +207,7 @@ def run_probe(src, name, seed, params):
 def saved_results(src, plan, samples, seed, out_dir) -> dict:
     """Runs each (probe, params) of `plan` on a source and saves it with its fingerprint in
     --out, else the run's probes/ (nothing for --model without --out): {probe: result}."""
-    from probes import filenames, suite
+    from probes import filenames
 
     target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
     if target:
@@ -217,19 +217,27 @@ def saved_results(src, plan, samples, seed, out_dir) -> dict:
         res, fp = run_probe(src, name, seed, params)
         out[name] = res
         if target:
-            try:
-                with deferred_interrupt():
-                    path = suite.save(res, target, filenames.stem(name, samples, seed), fp)
-            except OSError as err:
-                fail(ValueError(f"Expected a writable --out directory; received {target}: "
-                                f"{err.strerror}"))
-            progress(f"saved {path}")
+            save_result(res, target, filenames.stem(name, samples, seed), fp)
     return out
+
+
+def save_result(res, target, stem: str, fp: dict):
+    """Saves a result with its fingerprint (a .npz and .json pair, never one without the
+    other); an unwritable folder ends the command with one line."""
+    from probes import suite
+
+    try:
+        with deferred_interrupt():
+            path = suite.save(res, target, stem, fp)
+    except OSError as err:
+        fail(ValueError(f"Expected a writable --out directory; received {target}: "
+                        f"{err.strerror}"))
+    progress(f"saved {path}")
 
 
 def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=False):
     """Selects the model, runs probe `name`, saves, prints a table or the JSON contract."""
-    from probes import filenames, stats, suite
+    from probes import filenames, stats
 
     selection(kw, need_data=True)
     target = None
@@ -259,13 +267,7 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     if res.completeness_gap is not None:
         extra["completeness"] = stats.completeness(res)
     if target:
-        try:
-            with deferred_interrupt():
-                saved = suite.save(res, target, filenames.stem(name, samples, seed), fp)
-        except OSError as err:
-            fail(ValueError(f"Expected a writable --out directory; received {target}: "
-                             f"{err.strerror}"))
-        progress(f"saved {saved}")
+        save_result(res, target, filenames.stem(name, samples, seed), fp)
     if as_json:
         click.echo(json.dumps({**stats.to_json(res, summary), **extra}))
         return
