@@ -6,9 +6,9 @@ one chunk at a time and memory follows --batch-size, not the sample count. Stati
 needs over all rows (`mean`, `std`, `min`, `max` with numpy's arguments) are its methods.
 
 A *coded one-hot* input also has `codes` ((N, T) integers), `features` (the one-hot width F)
-and `empty_code` (the code of an all-zero row, outside [0, F), e.g. -1): the probes then ship the int32 codes to the
-graph and one-hot encode them there (see probes.forward.compiled_forward), 4F times fewer bytes
-per pass. `mtl_models.onehot.OneHot` is one.
+and `empty_code` (the code of an all-zero row, outside [0, F), e.g. -1): the probes then ship
+the int32 codes to the graph and one-hot encode them there (probes.forward.compiled_forward),
+4F times fewer bytes per pass. `mtl_models.onehot.OneHot` is one.
 """
 
 from __future__ import annotations

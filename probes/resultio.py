@@ -129,7 +129,8 @@ def read_meta(json_path) -> dict:
     except (OSError, ValueError) as err:
         raise ValueError(f"Expected a saved result at {json_path}; received "
                          f"{type(err).__name__}: {err}") from None
-    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA or meta.get("kind") not in MODULES:
+    if (not isinstance(meta, dict) or meta.get("schema") != SCHEMA
+            or meta.get("kind") not in MODULES):
         got = meta.get("schema") if isinstance(meta, dict) else type(meta).__name__
         raise ValueError(f"Expected a saved result of schema {SCHEMA} at {json_path}; "
                          f"received schema {got!r}")

@@ -33,7 +33,8 @@ class Source:
     notes: tuple[str, ...] = ()
 
 
-DEFAULT_SAMPLES = 256
+DEFAULT_SAMPLES = 256  # samples a command probes unless told
+DEFAULT_BATCH = 256  # rows per pass: bounds memory
 
 
 def requested_samples(samples: int | None, available: int, what: str) -> int:

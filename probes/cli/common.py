@@ -10,6 +10,10 @@ from mtl_models import runs
 from mtl_models.tweets import DEFAULT_TASKS, TASKS
 from mtl_models.variants import VARIANTS
 from probes.cli.guard import deferred_interrupt, writable_dir
+from probes.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
+
+# Every default comes from the config types: one place to change them.
+DEFAULTS = runs.TrainConfig()
 
 
 def progress(line: str) -> None:
@@ -25,24 +29,28 @@ def train_options(f):
                      show_default=True, help="Task of head_1."),
         click.option("--task-2", type=click.Choice(sorted(TASKS)), default=DEFAULT_TASKS[1],
                      show_default=True, help="Task of head_2."),
-        click.option("--same-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+        click.option("--same-rate", type=click.FloatRange(0, 1), default=DEFAULTS.same_rate,
+                     show_default=True,
                      help="Probability that both tweets share an author (0.5 balances "
                           "same_author)."),
-        click.option("--seq-len", type=click.IntRange(2), default=280, show_default=True),
-        click.option("--features", type=click.IntRange(4), default=256, show_default=True),
-        click.option("--units", type=click.IntRange(1), default=64, show_default=True,
+        click.option("--seq-len", type=click.IntRange(2), default=DEFAULTS.seq_len,
+                     show_default=True),
+        click.option("--features", type=click.IntRange(4), default=DEFAULTS.features,
+                     show_default=True),
+        click.option("--units", type=click.IntRange(1), default=DEFAULTS.units, show_default=True,
                      help="Size of the shared LSTM."),
-        click.option("--hidden", type=click.IntRange(1), default=64, show_default=True,
+        click.option("--hidden", type=click.IntRange(1), default=DEFAULTS.hidden, show_default=True,
                      help="Hidden width of concat_mlp."),
-        click.option("--train-samples", type=click.IntRange(1), default=3000, show_default=True),
-        click.option("--epochs", type=click.IntRange(1), default=runs.TrainConfig.epochs,
+        click.option("--train-samples", type=click.IntRange(1), default=DEFAULTS.n_train,
+                     show_default=True),
+        click.option("--epochs", type=click.IntRange(1), default=DEFAULTS.epochs,
                      show_default=True),
         click.option("--batch-size", type=click.IntRange(1),
-                     default=runs.TrainConfig.batch_size, show_default=True),
+                     default=DEFAULTS.batch_size, show_default=True),
         click.option("--learning-rate", type=click.FloatRange(0, min_open=True),
-                     default=runs.TrainConfig.learning_rate, show_default=True,
+                     default=DEFAULTS.learning_rate, show_default=True,
                      help="RMSprop learning rate (gradients clipped to norm 1)."),
-        click.option("--heldout-samples", type=click.IntRange(1), default=1000,
+        click.option("--heldout-samples", type=click.IntRange(1), default=DEFAULTS.n_heldout,
                      show_default=True, help="Held-out pairs saved for evaluation and probes."),
         click.option("--seed", type=click.IntRange(0), default=0, show_default=True),
         click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
@@ -62,7 +70,7 @@ def train_config(kw) -> runs.TrainConfig:
             units=kw["units"], hidden=kw["hidden"], n_train=kw["train_samples"],
             epochs=kw["epochs"], batch_size=kw["batch_size"], seed=kw["seed"],
             learning_rate=kw["learning_rate"], n_heldout=kw["heldout_samples"],
-            min_len=min(40, kw["seq_len"]))
+            min_len=min(DEFAULTS.min_len, kw["seq_len"]))
     except ValueError as err:
         raise click.UsageError(str(err)) from None
 
@@ -161,10 +169,11 @@ def probe_options(f):
     options = [
         click.option("--samples", type=click.IntRange(1), default=None,
                      help="Samples to probe: the first N held-out pairs, or rows of --data "
-                          "[default: 256, or all if fewer]."),
+                          f"[default: {DEFAULT_SAMPLES}, or all if fewer]."),
         click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
                      help="Seed of every random draw of the probe and of the bootstrap."),
-        click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+        click.option("--batch-size", type=click.IntRange(1), default=DEFAULT_BATCH,
+                     show_default=True,
                      help="Rows per pass; bounds memory."),
         click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
                      help="Directory for the result files, created if missing [default: the "

@@ -11,6 +11,7 @@ import click
 from mtl_models import runs
 from mtl_models.variants import VARIANTS
 from probes.cli.common import ensure_run, fail, progress
+from probes.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
 
 def _variants(ctx, param, value):
     names = [v.strip() for v in value.split(",") if v.strip()]
@@ -39,9 +40,10 @@ def _variants(ctx, param, value):
               help="Import MODULE (a module name or a .py file) that defines the model's "
                    "custom layers; repeatable. Runs that module's code.")
 @click.option("--samples", type=click.IntRange(1), default=None,
-              help="Samples per probe [default: 256, or all if fewer].")
+              help=f"Samples per probe [default: {DEFAULT_SAMPLES}, or all if fewer].")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1), default=DEFAULT_BATCH,
+              show_default=True,
               help="Rows per pass; bounds memory.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Run cache [default: $MTL_PROBE_CACHE or ~/.cache/mtl-probe].")
@@ -69,7 +71,7 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
                          cache_dir, samples)
     n = None
     for name, directory, make_source, available in subjects:
-        n_here = min(samples or 256, available)
+        n_here = min(samples or DEFAULT_SAMPLES, available)
         if samples and samples > available:
             fail(ValueError(f"Expected --samples <= {available}, the samples of {name}; "
                             f"received {samples}"))

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import click
-
 import json
 
+import click
+
 from probes.cli.common import model_options, progress, saved_results, source
+from probes.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
 from probes.text import table
 
 
 @click.command()
 @model_options
 @click.option("--samples", type=click.IntRange(1), default=None,
-              help="Held-out pairs or --data rows [default: 256, or all if fewer].")
+              help=f"Held-out pairs or --data rows [default: {DEFAULT_SAMPLES}, or all if "
+                   "fewer].")
 @click.option("--minibatch", type=click.IntRange(2), default=64, show_default=True,
               help="Samples per mini-batch for the gradient cosine and conflict rate.")
 @click.option("--learning-rate", type=click.FloatRange(0, min_open=True), default=1e-2,
               show_default=True, help="Size of the coupling probe's single gradient step.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1), default=DEFAULT_BATCH,
+              show_default=True,
               help="Rows per pass; bounds memory.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Directory for the results (shared-agreement-n<N>-seed<S>.json, "
