@@ -29,7 +29,7 @@ def load_data(path, model) -> tuple[dict, dict | None]:
     return inputs, labels
 
 
-def _resolve(model, data, labels, samples):
+def resolve(model, data, labels=None, samples=None):
     """(model, inputs, labels, name): paths loaded, the first `samples` rows taken."""
     name = None
     if isinstance(model, (str, Path)):
@@ -48,12 +48,12 @@ def _resolve(model, data, labels, samples):
     return model, data, labels, name or model.name
 
 
-def _run(probe: str, model, data, labels, seed, samples, params):
+def run(probe: str, model, data, labels, seed, samples, params):
     """A registered probe on resolved model and data, with the family's random stream."""
     from probes.registry import PROBES
     from probes.suite import STREAMS
 
-    model, data, labels, name = _resolve(model, data, labels, samples)
+    model, data, labels, name = resolve(model, data, labels, samples)
     rng = generator(seed, STREAMS.get(probe.split("/")[0], "probe"))
     return PROBES[probe](model, data, rng=rng, labels=labels, seed=seed, model_name=name,
                          **params)
@@ -64,7 +64,7 @@ def ablate(model, data, *, labels=None, mode: str = "shuffle", seed: int = 0,
     """How far each head moves when each input is ablated (see probes.ablation.ablate for
     the modes and `params`). Returns a ProbeResult: `.verdict(head, input)`, `.share(...)`,
     `print(result)`, `.save(dir)`."""
-    return _run(f"ablation/{mode}", model, data, labels, seed, samples,
+    return run(f"ablation/{mode}", model, data, labels, seed, samples,
                 dict(params, batch_size=batch_size))
 
 
@@ -72,7 +72,7 @@ def attribute(model, data, *, labels=None, method: str = "integrated_gradients",
               seed: int = 0, batch_size: int = 256, samples: int | None = None, **params):
     """Gradient attributions of every head to every input (see probes.attribution.attribute
     for the methods, `target`, baselines and `params`). Returns a ProbeResult."""
-    return _run(f"attribution/{method}", model, data, labels, seed, samples,
+    return run(f"attribution/{method}", model, data, labels, seed, samples,
                 dict(params, batch_size=batch_size))
 
 
@@ -91,7 +91,7 @@ def task_gradients(model, data, *, labels=None, seed: int = 0, batch_size: int |
     """Each task's loss gradient on the shared weights, per mini-batch of `batch_size` (default
     64, or one batch of every sample if fewer) (probes.taskgrads.Agreement). Needs labels for
     every head."""
-    return _run("shared/agreement", model, data, labels, seed, samples,
+    return run("shared/agreement", model, data, labels, seed, samples,
                 {"batch_size": batch_size})
 
 
@@ -99,7 +99,7 @@ def coupling(model, data, *, labels=None, seed: int = 0, batch_size: int = 256,
              samples: int | None = None, **params):
     """One gradient step per task (`learning_rate`, default 1e-2) and how far it moves every
     head (probes.coupling.Coupling). Needs labels for every head."""
-    return _run("shared/coupling", model, data, labels, seed, samples,
+    return run("shared/coupling", model, data, labels, seed, samples,
                 dict(params, batch_size=batch_size))
 
 
@@ -107,7 +107,7 @@ def decompose(model, data, *, labels=None, seed: int = 0, batch_size: int = 256,
               samples: int | None = None):
     """The exact split of each head's pre-activation over the call sites it concatenates
     (probes.paths.Decomposition)."""
-    return _run("paths/decomposition", model, data, labels, seed, samples,
+    return run("paths/decomposition", model, data, labels, seed, samples,
                 {"batch_size": batch_size})
 
 
@@ -115,5 +115,5 @@ def interaction(model, data, *, labels=None, seed: int = 0, batch_size: int = 25
                 samples: int | None = None, **params):
     """The interaction contrast of every pair of inputs for every head (`pairs`,
     `tolerance`) (probes.paths.Interaction; `.summary()` gives the verdicts)."""
-    return _run("paths/interaction", model, data, labels, seed, samples,
+    return run("paths/interaction", model, data, labels, seed, samples,
                 dict(params, batch_size=batch_size))

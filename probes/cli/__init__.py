@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from probes.cli.check import check
 from probes.cli.paths import paths
 from probes.cli.probe import ablate, attribute
 from probes.cli.report import report
@@ -17,5 +18,5 @@ def main():
     """Measure how information flows through Keras multi-task models that share weights."""
 
 
-for _command in (report, train, structure, ablate, attribute, shared, paths):
+for _command in (report, train, structure, ablate, attribute, shared, paths, check):
     main.add_command(_command)
