@@ -3,6 +3,7 @@ import pytest
 
 from mtl_models.variants import build_model
 from probes.ablation import MODES
+from probes.attribution import METHODS
 from probes.registry import PROBES
 from probes.stats import summarize
 from tests import models as m
@@ -20,23 +21,59 @@ def separate():
     return model, m.random_inputs(model, N)
 
 
-@pytest.mark.parametrize("name", sorted(PROBES))
-def test_contract_names_shapes_determinism_subset_and_weights(name, separate):
+# Every registered probe of per-sample effects (heads x inputs x samples), plus integrated
+# gradients with the random (shuffle) baseline.
+PER_SAMPLE = sorted(name for name in PROBES if name.split("/")[0] in ("ablation", "attribution"))
+CONTRACT = [(name, {}) for name in PER_SAMPLE] + [
+    ("attribution/integrated_gradients", {"baseline": "shuffle"})]
+
+
+def _case_id(case):
+    name, kw = case
+    return name + "".join(f"[{k}={v}]" for k, v in kw.items())
+
+
+# The cases whose numbers come from the generator: permutations, noise, a shuffled baseline.
+STOCHASTIC = {"ablation/shuffle", "ablation/noise", "attribution/smoothgrad",
+              "attribution/integrated_gradients[baseline=shuffle]"}
+assert STOCHASTIC <= {_case_id(c) for c in CONTRACT}
+
+
+def test_the_contract_covers_every_mode_and_method():
+    assert PER_SAMPLE == sorted([f"ablation/{mode}" for mode in MODES]
+                                + [f"attribution/{method}" for method in METHODS])
+
+
+@pytest.mark.parametrize("case", CONTRACT, ids=_case_id)
+def test_contract_names_shapes_determinism_subset_and_weights(case, separate):
+    name, kw = case
     model, inputs = separate
     before = [w.copy() for w in model.get_weights()]
-    r1 = _run(name, model, inputs)
+    r1 = _run(name, model, inputs, **kw)
     assert r1.heads == ("head_1", "head_2") and r1.inputs == ("tweet_a", "tweet_b")
     assert r1.effects.shape == (2, 2, N) and r1.params["seed"] == 0
     # Same seed, same numbers (bit for bit).
-    np.testing.assert_array_equal(_run(name, model, inputs).effects, r1.effects)
+    np.testing.assert_array_equal(_run(name, model, inputs, **kw).effects, r1.effects)
     # A subset, with the full set as background and its sample ids, gives the same rows.
     # Passes of 4 rows and of 40 round differently in float32 (~1e-7 relative), hence rtol;
     # atol=0 keeps the zero cells exactly zero.
     rows = np.array([3, 17, 18, 39])
     sub = {k: v[rows] for k, v in inputs.items()}
-    r_sub = _run(name, model, sub, background=inputs, sample_ids=rows)
+    r_sub = _run(name, model, sub, background=inputs, sample_ids=rows, **kw)
     np.testing.assert_allclose(r_sub.effects, r1.effects[:, :, rows], rtol=1e-5, atol=0)
     assert np.count_nonzero(r_sub.effects) >= 8  # guard: the path cells are not all zero
+    # A different seed: the random probes draw other permutations / noise / baselines, so
+    # every sample of every path cell moves; the deterministic ones repeat bit for bit.
+    r2 = _run(name, model, inputs, seed=1, **kw)
+    assert r2.params["seed"] == 1
+    path = r1.structural  # (H, I): head_1 <- tweet_a and head_2 <- tweet_b
+    np.testing.assert_array_equal(path, [[True, False], [False, True]])
+    np.testing.assert_array_equal(r2.effects[~path], 0.0)  # no path: exactly zero either way
+    if _case_id(case) in STOCHASTIC:
+        assert np.all(r2.effects[path] != r1.effects[path]), (r1.effects[path],
+                                                               r2.effects[path])
+    else:
+        np.testing.assert_array_equal(r2.effects, r1.effects)
     # The model is left exactly as it was.
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from probes.cli import main
@@ -24,6 +25,7 @@ def test_help_does_not_import_tensorflow():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_train_prints_accuracy_next_to_references_then_reuses_the_cache(tmp_path):
     runner = CliRunner()
     args = ["train", "--variant", "separate", "--cache-dir", str(tmp_path)] + TINY_ARGS
