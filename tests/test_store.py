@@ -156,3 +156,43 @@ def test_every_probe_family_round_trips_bit_for_bit(probe, tmp_path):
     assert getattr(type(result), "KIND", None) in resultio.MODULES  # a registered type
     path = resultio.save(result, tmp_path, "r", fingerprint={"key": "x"})
     _equal(result, resultio.load(path))
+
+
+def _arrays(result):
+    """Every array of a result (the draws, such as partners, included), nested results too."""
+    out = []
+    for f in dataclasses.fields(result):
+        x = getattr(result, f.name)
+        if isinstance(x, np.ndarray):
+            out.append(x)
+        elif isinstance(x, tuple) and x and dataclasses.is_dataclass(x[0]):
+            out += [a for item in x for a in _arrays(item)]
+    return out
+
+
+@pytest.mark.parametrize("probe,stochastic", [("shared/agreement", True),
+                                              ("paths/interaction", True),
+                                              ("shared/coupling", False),
+                                              ("paths/decomposition", False)])
+def test_seeds_of_the_weight_and_path_probes(probe, stochastic):
+    """Same seed, same numbers; another seed changes exactly the probes that draw (the
+    mini-batch order of the agreement, the partners of the interaction contrast)."""
+    from mtl_models.variants import build_model
+    from probes.suite import STREAMS
+
+    model = build_model("separate", seq_len=6, features=5, units=3, seed=1)
+    data = m.random_inputs(model, 40)
+    labels = {h: np.random.default_rng(1).integers(0, 2, 40) for h in ("head_1", "head_2")}
+    stream = STREAMS.get(probe.split("/")[0], "probe")
+
+    def run(seed):
+        kw = {"batch_size": 8} if probe == "shared/agreement" else {}
+        return _arrays(PROBES[probe](model, data, rng=generator(seed, stream), labels=labels,
+                                     seed=seed, **kw))
+
+    first, again, other = run(0), run(0), run(1)
+    assert first and all(a.size for a in first)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    differs = any(not np.array_equal(a, b) for a, b in zip(first, other))
+    assert differs == stochastic
