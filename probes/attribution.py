@@ -55,14 +55,15 @@ def attribute(model, inputs, *, rng: np.random.Generator,
     """Gradient attributions of every head to every input.
 
     Args:
-        model: a functional Keras model. Integer (token) inputs feeding one Embedding call site
-            are attributed at that call site's output (see probes.gradients).
+        model: a functional Keras model. Token inputs (found from the graph, any dtype) are
+            attributed at their Embedding call site's output (see probes.tokens).
         inputs: {input name: (N, ...) array} or a list in model order.
         rng: source of the smoothgrad noise and the shuffle baseline's permutation.
         method: one of METHODS.
         space: "logit" (pre-activation of sigmoid/softmax heads) or "probability".
         baseline: integrated gradients' x': "zero", "mean" (over the background), "shuffle"
-            (each sample's own time steps in one random order), or {input name: array} of
+            (each sample's own time steps in one random order that moves every step), or
+            {input name: array} of
             one sample's shape or of the inputs' shape (token ids for token inputs).
         steps: integrated gradients' path nodes; None doubles from 8 up to `max_steps` until
             the median relative completeness gap is below `tolerance`.
