@@ -41,7 +41,7 @@ REQUIRED = ("ablation/shuffle", "ablation/zero", "structure")
 STREAMS = {"shared": "shared", "paths": "paths"}  # family -> random stream (else "probe")
 
 
-def params_of(probe: str, samples: int, seed: int, batch_size: int) -> dict:
+def params_of(probe: str, samples: int, batch_size: int) -> dict:
     """The parameters `probe` runs with in the report, besides the seed (the fingerprint
     covers both)."""
     params = dict(REPORT_PROBES[probe], batch_size=batch_size)
@@ -97,7 +97,7 @@ def complete(src, directory, *, samples: int, seed: int, batch_size: int = 256,
     done = {"computed": [], "reused": [], "skipped": {}}
     names = list(REPORT_PROBES)
     for k, probe in enumerate(names, 1):
-        params = params_of(probe, samples, seed, batch_size)
+        params = params_of(probe, samples, batch_size)
         labels = src.labels if probe.startswith(("ablation/", "shared/")) else None
         fp = fingerprint(src.model, src.inputs, probe, dict(params, seed=seed), labels=labels)
         old = skipped.get(probe)
