@@ -6,6 +6,10 @@
 - `concat_mlp`: a hidden Dense between the concatenation and the heads. A Dense head on the
   concatenation has logit w_a . h(a) + w_b . h(b) + c = f(a) + g(b), which cannot express
   interactions such as "same author"; the hidden layer can.
+- `separate_untied`, `concat_untied`: the same models with one LSTM instance per tweet
+  (`lstm_a`, `lstm_b`; same sizes, twice the encoder parameters), to measure what tying the
+  encoder buys. In `separate_untied` the two heads share no weights at all; in `concat_untied`
+  both heads still read both encoders through the concatenation.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import keras
 
-VARIANTS = ("concat", "separate", "concat_mlp")
+VARIANTS = ("concat", "separate", "concat_mlp", "separate_untied", "concat_untied")
+# Each untied variant -> its tied counterpart (the same model with one shared LSTM).
+TIED = {"separate_untied": "separate", "concat_untied": "concat"}
 INPUTS = ("tweet_a", "tweet_b")
 HEADS = ("head_1", "head_2")
 
@@ -28,9 +34,11 @@ def build_model(variant: str, *, seq_len: int = 280, features: int = 256, units:
     Args:
         variant: one of VARIANTS.
         seq_len, features: input shape (T, F) of each tweet.
-        units: size of the shared LSTM's state.
+        units: size of the shared LSTM's state (of each LSTM in the untied variants).
         hidden: width of concat_mlp's hidden layer (ignored by the other variants).
-        seed: seed of every initializer, so the same seed gives the same initial weights.
+        seed: seed of every initializer, so the same seed gives the same initial weights. An
+            untied variant starts from its tied counterpart's weights (`lstm_a` from
+            `shared_lstm`'s) plus a fresh `lstm_b`.
         learning_rate, clipnorm: RMSprop settings; clipping keeps full-size training stable.
     Returns:
         A compiled functional model with inputs INPUTS and outputs HEADS, each (batch, 1).
@@ -47,21 +55,34 @@ def build_model(variant: str, *, seq_len: int = 280, features: int = 256, units:
 
     tweet_a = keras.Input(shape=(seq_len, features), name="tweet_a")
     tweet_b = keras.Input(shape=(seq_len, features), name="tweet_b")
-    shared_lstm = layers.LSTM(units, name="shared_lstm",
-                              kernel_initializer=init(keras.initializers.GlorotUniform),
-                              recurrent_initializer=init(keras.initializers.Orthogonal))
-    encoded_a = shared_lstm(tweet_a)  # (batch, units)
-    encoded_b = shared_lstm(tweet_b)
+
+    def lstm(name, kernel_seed, recurrent_seed):
+        return layers.LSTM(units, name=name,
+                           kernel_initializer=keras.initializers.GlorotUniform(seed=kernel_seed),
+                           recurrent_initializer=keras.initializers.Orthogonal(
+                               seed=recurrent_seed))
+
+    base = TIED.get(variant, variant)
+    first = (next(seeds), next(seeds))
+    if variant in TIED:
+        # lstm_b's seeds come from the end of the block, so lstm_a and the heads start where
+        # the tied counterpart's shared_lstm and heads do.
+        encoded_a = lstm("lstm_a", *first)(tweet_a)  # (batch, units)
+        encoded_b = lstm("lstm_b", seed * 16 + 14, seed * 16 + 15)(tweet_b)
+    else:
+        shared_lstm = lstm("shared_lstm", *first)
+        encoded_a = shared_lstm(tweet_a)  # (batch, units)
+        encoded_b = shared_lstm(tweet_b)
 
     def head(name, x):
         return layers.Dense(1, activation="sigmoid", name=name,
                             kernel_initializer=init(keras.initializers.GlorotUniform))(x)
 
-    if variant == "separate":
+    if base == "separate":
         outputs = [head("head_1", encoded_a), head("head_2", encoded_b)]
     else:
         merged = layers.concatenate([encoded_a, encoded_b], axis=-1, name="merged")  # (batch, 2U)
-        if variant == "concat_mlp":
+        if base == "concat_mlp":
             merged = layers.Dense(hidden, activation="relu", name="hidden",
                                   kernel_initializer=init(keras.initializers.HeUniform))(merged)
         outputs = [head("head_1", merged), head("head_2", merged)]
