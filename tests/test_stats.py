@@ -1,11 +1,13 @@
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
 from probes.result import ProbeResult, load, save
-from probes.stats import MIN_SAMPLES, bootstrap_means, holm, summarize, to_json
+from probes.stats import (MIN_SAMPLES, bootstrap_means, holm, share_p_values, summarize,
+                          to_json)
 
 
 def _result(effects, structural=None, seed=0):
@@ -25,14 +27,50 @@ def test_holm_matches_a_hand_computation():
                                [[1.0, np.nan], [1.0, 1.0]], rtol=1e-12)
 
 
-def test_p_values_are_scipy_paired_t_tests_on_the_differences_then_holm():
+def _log_odds_p(e, o, delta, alternative):
+    """The rule as the README states it, written out sample by sample (scipy.stats' t): the
+    most adverse sample copied twice more, the log odds of mean e / mean o against those of
+    delta, its delta-method standard error, Kish's effective samples - 1 degrees of freedom."""
+    n = len(e)
+    d = [a - delta * (a + b) for a, b in zip(e, o)]
+    j = d.index(max(d)) if alternative == "less" else d.index(min(d))
+    e, o = list(e) + [e[j]] * 2, list(o) + [o[j]] * 2
+    m = len(e)
+    me, mo = sum(e) / m, sum(o) / m
+    u = [a / me - b / mo for a, b in zip(e, o)]
+    ubar = sum(u) / m
+    se = math.sqrt(sum((x - ubar) ** 2 for x in u) / (m - 1) / m)
+    z = (math.log(me / mo) - math.log(delta / (1 - delta))) / se
+    x = e if alternative == "less" else o
+    df = min(max(sum(x) ** 2 / sum(v * v for v in x) - 1, 1), n - 1)
+    return sps.t.sf(z, df) if alternative == "greater" else sps.t.cdf(z, df)
+
+
+def test_p_values_are_the_log_odds_tests_written_out_then_holm():
     rng = np.random.default_rng(0)
-    e = np.abs(rng.normal(size=(1, 2, 60)))
-    e[0, 1] *= 0.2
-    s = summarize(_result(e), delta=0.3)
-    d = e[0] - 0.3 * e[0].sum(axis=0)
-    raw = [sps.ttest_1samp(d[i], 0.0, alternative="greater").pvalue for i in range(2)]
-    np.testing.assert_allclose(s.p_value[0], holm(np.array(raw)), rtol=1e-12)
+    e = rng.exponential(size=(1, 3, 60)) * np.array([1.0, 0.2, 0.06])[:, None]
+    s = summarize(_result(e), delta=0.1)
+    raw = {alt: [_log_odds_p(e[0, i], e[0].sum(axis=0) - e[0, i], 0.1, alt) for i in range(3)]
+           for alt in ("greater", "less")}
+    # Guard: the cells are on both sides of delta, and one is decided each way.
+    assert s.verdict[0, 0] == "depends" and s.verdict[0, 2] == "negligible"
+    # float64 sums in another order and scipy's t against scipy.special.stdtr: ~1e-14.
+    np.testing.assert_allclose(s.p_value[0], holm(np.array(raw["greater"])), rtol=1e-9)
+    np.testing.assert_allclose(s.p_negligible[0], holm(np.array(raw["less"])), rtol=1e-9)
+    np.testing.assert_allclose(share_p_values(e, 0.1), [[raw["greater"]], [raw["less"]]],
+                               rtol=1e-9)
+
+
+def test_an_input_alone_in_its_head_is_decided_by_the_paired_t_test():
+    # No other input moves head 0 on any sample: the share is 1 wherever it moves, and the
+    # paired t-test on d = e - delta * t (here 0.95 e) decides, as before the log-odds tests.
+    rng = np.random.default_rng(8)
+    e = np.zeros((1, 2, 40))
+    e[0, 0] = rng.exponential(size=40)
+    s = summarize(_result(e))
+    p = sps.ttest_1samp(0.95 * e[0, 0], 0.0, alternative="greater").pvalue
+    np.testing.assert_allclose(s.p_value[0, 0], p, rtol=1e-9)  # one tested cell: Holm is 1x
+    assert s.verdict.tolist() == [["depends", "zero"]]
 
 
 def test_bootstrap_interval_matches_the_normal_theory_interval():
