@@ -138,10 +138,12 @@ METHODS_TEXT = (
     "conflict rate; one gradient step per task and its effect on the other heads, with an "
     "own-weights control. paths: exact split of a Dense head over concatenated call sites, "
     "interaction contrast over sample pairs.\n"
-    "Decision rule per cell: 'depends' when the one-sided paired t-test of e - 0.05 * (total "
-    "effect of the head) is significant after Holm correction (alpha 0.05), i.e. the input's "
-    "share exceeds 5%; exact zeros are 'zero' or 'structural_zero' (no path in the graph); "
-    "95% intervals are percentile bootstraps (2000 resamples) over samples.")
+    "Decision rule per cell: 'depends' when the input's share of the head's effect (mean e / "
+    "mean total) is significantly above 5%, 'negligible' when significantly below: one-sided "
+    "tests on the share's log-odds (delta-method standard error, guarded against unseen "
+    "tails), Holm-corrected (alpha 0.05); exact zeros are 'zero' or 'structural_zero' (no "
+    "path in the graph); 95% intervals are percentile bootstraps (2000 resamples) over "
+    "samples.")
 
 
 def page_provenance(subjects, benchmark_png=None) -> Figure:

@@ -128,6 +128,7 @@ def test_zero_ablation_of_a_linear_head_is_the_weighted_input():
 def test_three_inputs_three_heads_recover_the_known_matrix(named, tmp_path):
     import keras
 
+    keras.backend.clear_session()  # Keras' default names count from here, whatever ran before
     model = m.three_by_three(named=named)
     path = tmp_path / "m.keras"
     model.save(path)
