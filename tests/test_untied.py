@@ -98,10 +98,16 @@ def test_probe_shared_says_nothing_is_shared(tmp_path):
     build_model("separate_untied", **SMALL).save(tmp_path / "m.keras")
     inputs, labels = _small_data()
     np.savez(tmp_path / "d.npz", **inputs, **labels)
-    result = CliRunner().invoke(main, ["shared", "--model", str(tmp_path / "m.keras"), "--data",
-                                       str(tmp_path / "d.npz"), "--minibatch", "20"])
-    assert result.exit_code == 1 and result.stdout == ""
-    assert result.stderr.splitlines()[-1] == f"Error: {NO_SHARED}"
+    args = ["shared", "--model", str(tmp_path / "m.keras"), "--data", str(tmp_path / "d.npz"),
+            "--minibatch", "20"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("nothing is shared: no layer has weights used by two heads")
+    assert "coupling: one gradient step" in result.stdout  # the evidence: exact zeros
+    record = json.loads(CliRunner().invoke(main, args + ["--json"]).stdout)
+    assert record["shared_layers"] == [] and record["agreement"] is None
+    cross = ~np.eye(2, dtype=bool)
+    assert np.all(np.array(record["coupling"]["moved"])[cross] == 0.0)
 
 
 def test_probe_structure_shows_no_shared_layer():
@@ -185,8 +191,12 @@ def test_trained_separate_untied_coupling_and_cli(untied_runs, tiny_runs):
     assert np.all(tied.moved[cross] > 1e-6)  # guard: the tied model is coupled, as measured
     # The training monitor found nothing shared to record; `probe shared` says so in a line.
     assert run.taskgrads()["groups"] == [] and run.taskgrads()["records"] == []
-    result = CliRunner().invoke(main, ["shared", "--run", str(run.path), "--samples", "128"])
-    assert result.exit_code == 1 and result.stderr.splitlines()[-1] == f"Error: {NO_SHARED}"
+    result = CliRunner().invoke(main, ["shared", "--run", str(run.path), "--samples", "128",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["agreement"] is None and "nothing is shared" in result.stderr
+    np.testing.assert_array_equal(np.array(record["coupling"]["moved"])[cross], 0.0)
 
 
 @pytest.mark.slow

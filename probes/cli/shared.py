@@ -35,31 +35,47 @@ def shared(samples, minibatch, learning_rate, seed, batch_size, out_dir, as_json
     how far one task's gradient step moves the other heads (a step on a head's own weights
     must move the others by exactly 0.0); and the lookahead task affinity."""
 
+    from probes.taskgrads import shared_layers
+
     src = source(kw, samples)
     n = len(next(iter(src.inputs.values())))
-    progress(f"task gradients of {src.name} on {n} samples ...")
-    saved = saved_results(src, [("shared/agreement", {"batch_size": minibatch}),
-                                ("shared/coupling", {"learning_rate": learning_rate,
-                                                     "batch_size": batch_size})],
-                          n, seed, out_dir)
-    agree, couple = saved["shared/agreement"], saved["shared/coupling"]
+    plan = [("shared/coupling", {"learning_rate": learning_rate, "batch_size": batch_size})]
+    nothing = not shared_layers(src.model)
+    if nothing:  # no task gradients to compare; the coupling shows the tasks are not linked
+        progress(NOTHING_SHARED)
+    else:
+        progress(f"task gradients of {src.name} on {n} samples ...")
+        plan.insert(0, ("shared/agreement", {"batch_size": minibatch}))
+    saved = saved_results(src, plan, n, seed, out_dir)
+    agree, couple = saved.get("shared/agreement"), saved["shared/coupling"]
     training = None
     if src.run_dir is not None:
         from mtl_models import runs
 
         training = runs.load_run(src.run_dir).taskgrads()
     record = {"probe": "shared", "model": src.name, "samples": n, "seed": seed,
-              "agreement": agree.to_json(), "coupling": couple.to_json(), "training": training}
+              "shared_layers": sorted(shared_layers(src.model)),
+              "agreement": agree.to_json() if agree else None, "coupling": couple.to_json(),
+              "training": training}
     if as_json:
         click.echo(json.dumps(record))
         return
     _print(agree, couple, training)
 
 
+NOTHING_SHARED = ("nothing is shared: no layer has weights used by two heads, so there are no "
+                  "task gradients to compare, and a step on one task must move every other "
+                  "head by exactly 0.0")
+
+
 def _print(agree, couple, training):
     import numpy as np
 
-    heads = agree.heads
+    heads = couple.heads
+    if agree is None:
+        click.echo(NOTHING_SHARED)
+        _print_coupling(couple, heads)
+        return
     pairs = [(a, b) for a in range(len(heads)) for b in range(a + 1, len(heads))]
     click.echo(f"task gradients on the shared weights, {agree.params['batches']} mini-batches "
                f"of {agree.params['batch_size']}:")
@@ -74,16 +90,7 @@ def _print(agree, couple, training):
     click.echo(table(["layer", "heads", "cosine (mean)", "cosine (all)", "conflict rate",
                       "norms"], rows, align="llrrrr"))
     click.echo("")
-    click.echo(f"coupling: one gradient step (lr {couple.params['learning_rate']}) on one task's "
-               "loss; mean |change| of each head's output")
-    rows = []
-    for j, head in enumerate(heads):
-        for i, other in enumerate(heads):
-            rows.append([head, other, f"{couple.moved[j, i]:.3g}",
-                         f"{couple.moved_control[j, i]:.3g}", f"{couple.loss_change[j, i]:.3g}",
-                         f"{couple.predicted[j, i]:.3g}"])
-    click.echo(table(["step on", "head", "moved (all weights)", "moved (own weights only)",
-                      "loss change", "predicted -lr<g_i,g_j>"], rows, align="llrrrr"))
+    _print_coupling(couple, heads)
     if training and training["records"]:
         click.echo("")
         click.echo(f"over training (every {training['every']} steps, "
@@ -105,3 +112,13 @@ def _print(agree, couple, training):
         click.echo(f"conflict rate over training ({training['groups'][group]}): "
                    + ", ".join(f"{heads[a]}.{heads[b]} {np.mean(cos[:, k] < 0):.2f}"
                                for k, (a, b) in enumerate(pairs)))
+
+
+def _print_coupling(couple, heads):
+    click.echo(f"coupling: one gradient step (lr {couple.params['learning_rate']}) on one task's "
+               "loss; mean |change| of each head's output")
+    rows = [[head, other, f"{couple.moved[j, i]:.3g}", f"{couple.moved_control[j, i]:.3g}",
+             f"{couple.loss_change[j, i]:.3g}", f"{couple.predicted[j, i]:.3g}"]
+            for j, head in enumerate(heads) for i, other in enumerate(heads)]
+    click.echo(table(["step on", "head", "moved (all weights)", "moved (own weights only)",
+                      "loss change", "predicted -lr<g_i,g_j>"], rows, align="llrrrr"))
