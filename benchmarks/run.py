@@ -101,13 +101,14 @@ def main(argv=None) -> int:
                                 repeats=args.repeats)
     out = Path(args.out)
     from mtl_models import runs
-    from probes import atomic
     from mtl_models.quiet import import_tensorflow
+    from probes import atomic
+    from probes.store import versions
 
     import_tensorflow().get_logger().setLevel("ERROR")  # the toolkit's retracing warnings
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"schema": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "quick": args.quick, "commit": runs.git_commit(), "versions": runs.versions(),
+              "quick": args.quick, "commit": runs.git_commit(), "versions": versions(),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "load_before": list(os.getloadavg())},
               "sizes": dataclasses.asdict(sizes), "complete": False}

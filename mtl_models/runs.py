@@ -18,18 +18,15 @@ import dataclasses
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import time
 import zipfile
 import zlib
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from probes import atomic
 from mtl_models.tweets import (
     DEFAULT_TASKS,
     TweetSet,
@@ -40,6 +37,8 @@ from mtl_models.tweets import (
     reference_accuracy,
 )
 from mtl_models.variants import HEADS, VARIANTS
+from probes import atomic
+from probes.store import versions
 
 # Bump when the saved layout or the training procedure changes, so old caches are not reused.
 FORMAT_VERSION = 1
@@ -116,16 +115,6 @@ def cache_root() -> Path:
 
 def run_dir_for(config: TrainConfig, cache: Path | None = None) -> Path:
     return Path(cache or cache_root()) / "runs" / f"{config.variant}-{config.key()}"
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("mtl-probe", "tensorflow", "keras", "numpy", "scipy"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 def git_commit() -> str | None:

@@ -10,7 +10,6 @@ fingerprint they were judged on), "timings.json" and the store's "manifest.json"
 from __future__ import annotations
 
 TIMINGS = "timings.json"
-STRUCTURE = "structure"
 
 
 def stem(probe: str, samples: int | None = None, seed: int | None = None) -> str:

@@ -64,7 +64,15 @@ def fingerprint(model, inputs, probe: str, params: dict, *, labels=None,
         params: its parameters, seed included (JSON-serialisable, or their repr is used).
         sample_ids: the rows of the data set that were probed (None: all).
     """
-    out = {"model": model_fingerprint(model), "data": data_fingerprint(inputs, labels),
+    return combine(model_fingerprint(model), data_fingerprint(inputs, labels), probe, params,
+                   sample_ids=sample_ids)
+
+
+def combine(model_digest: str, data_digest: str, probe: str, params: dict, *,
+            sample_ids=None) -> dict:
+    """The fingerprint from the model's and the data's digests (computed once for many
+    probes of one model and data), the probe, its parameters and the sample ids."""
+    out = {"model": model_digest, "data": data_digest,
            "probe": _digest(probe, json.dumps(params, sort_keys=True, default=repr)),
            "samples": _digest(*([] if sample_ids is None else
                                 [_array_bytes(np.asarray(sample_ids))[1]]))}

@@ -9,7 +9,7 @@ over-approximation: structural zeros are never claimed falsely).
 
 Heads are the model's outputs in the order Keras flattens them (`model.outputs`), named by their
 dict key when the model returns a dict, else by their layer's name; `heads` is the one place
-that pairs names with tensors, and `flatten_outputs` puts a call's outputs in the same order.
+that pairs names with tensors (probes.graphrun returns a run's outputs in the same order).
 """
 
 from __future__ import annotations
@@ -119,13 +119,6 @@ def resolve_head(model, name: str) -> str:
         raise ValueError(f"Expected a head of the model ({', '.join(output_names(model))}); "
                          f"received {name!r}")
     return aliases[name]
-
-
-def flatten_outputs(outputs) -> list:
-    """A model call's outputs (a tensor, list or dict) as a list in `heads` order."""
-    import keras
-
-    return keras.tree.flatten(outputs)
 
 
 def consumers(model, tensor) -> list[tuple[object, int]]:

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from probes import atomic, filenames, store
-from probes.fingerprint import fingerprint
+from probes.fingerprint import combine, data_fingerprint, fingerprint, model_fingerprint
 from probes.seeds import generator
 
-# What the report shows, with the parameters each probe runs with.
+# What the report shows, with the parameters each probe runs with (besides --batch-size).
 REPORT_PROBES = {
     "ablation/shuffle": {"permutations": 8},
     "ablation/zero": {},
@@ -28,7 +28,7 @@ REPORT_PROBES = {
     # 8 Gauss-Legendre nodes: at full size the median gap is 1e-5 on separate, and on
     # concat (which does not converge) 0.015, against 0.046 with 16 nodes; half the cost.
     "attribution/integrated_gradients": {"baseline": "shuffle", "steps": 8},
-    "shared/agreement": {},
+    "shared/agreement": {"batch_size": None},  # mini-batches of 64, or one of all if fewer
     "shared/coupling": {},
     "paths/decomposition": {},
     "paths/interaction": {},
@@ -41,31 +41,33 @@ REQUIRED = ("ablation/shuffle", "ablation/zero", "structure")
 STREAMS = {"shared": "shared", "paths": "paths"}  # family -> random stream (else "probe")
 
 
-def params_of(probe: str, samples: int, batch_size: int) -> dict:
+def params_of(probe: str, batch_size: int) -> dict:
     """The parameters `probe` runs with in the report, besides the seed (the fingerprint
     covers both)."""
-    params = dict(REPORT_PROBES[probe], batch_size=batch_size)
-    if probe == "shared/agreement":  # mini-batches of 64, or one of every sample if fewer
-        params["batch_size"] = min(64, samples)
-    if probe == "structure":
-        params = {}
-    return params
+    return {"batch_size": batch_size, **REPORT_PROBES[probe]}
 
 
-def run(src, probe: str, params: dict):
-    """(result, fingerprint) of registered `probe` on a source with `params` (seed included;
-    the random stream is the probe family's, probes.seeds). Labels go to the probes that use
-    them."""
+def _labels(src, probe: str):
+    """The source's labels for the probes that use them (the losses), else None."""
+    return src.labels if probe.startswith(("ablation/", "shared/")) else None
+
+
+def compute(src, probe: str, params: dict):
+    """The result of registered `probe` on a source with `params` (seed included; the random
+    stream is the probe family's, probes.seeds)."""
     from probes.registry import PROBES
 
     params = dict(params)
     seed = params.pop("seed", 0)
-    labels = src.labels if probe.startswith(("ablation/", "shared/")) else None
-    fp = fingerprint(src.model, src.inputs, probe, dict(params, seed=seed), labels=labels)
     rng = generator(seed, STREAMS.get(probe.split("/")[0], "probe"))
-    result = PROBES[probe](src.model, src.inputs, rng=rng, labels=labels, seed=seed,
-                           model_name=src.name, **params)
-    return result, fp
+    return PROBES[probe](src.model, src.inputs, rng=rng, labels=_labels(src, probe), seed=seed,
+                         model_name=src.name, **params)
+
+
+def run(src, probe: str, params: dict):
+    """(result, fingerprint) of registered `probe` on a source with `params`."""
+    fp = fingerprint(src.model, src.inputs, probe, params, labels=_labels(src, probe))
+    return compute(src, probe, params), fp
 
 
 def save(result, directory, stem: str, fp: dict):
@@ -96,10 +98,13 @@ def complete(src, directory, *, samples: int, seed: int, batch_size: int = 256,
     timings = _read(directory / filenames.TIMINGS)
     done = {"computed": [], "reused": [], "skipped": {}}
     names = list(REPORT_PROBES)
+    # The model's and the data's digests, hashed once for every probe.
+    model_fp = model_fingerprint(src.model)
+    data_fp = {labelled: data_fingerprint(src.inputs, src.labels if labelled else None)
+               for labelled in (False, True)}
     for k, probe in enumerate(names, 1):
-        params = params_of(probe, samples, batch_size)
-        labels = src.labels if probe.startswith(("ablation/", "shared/")) else None
-        fp = fingerprint(src.model, src.inputs, probe, dict(params, seed=seed), labels=labels)
+        params = dict(params_of(probe, batch_size), seed=seed)
+        fp = combine(model_fp, data_fp[_labels(src, probe) is not None], probe, params)
         old = skipped.get(probe)
         if old is not None and old.get("key") == fp["key"]:
             done["skipped"][probe] = old["reason"]
@@ -107,12 +112,12 @@ def complete(src, directory, *, samples: int, seed: int, batch_size: int = 256,
         stem = filenames.stem(probe, None if probe == "structure" else samples, seed)
         started = time.perf_counter()
 
-        def compute(probe=probe, params=params, k=k):
+        def announced(probe=probe, params=params, k=k):
             report(f"[{src.name}] {k}/{len(names)} {probe} on {samples} samples ...")
-            return run(src, probe, dict(params, seed=seed))[0]
+            return compute(src, probe, params)
 
         try:
-            _, reused = store.cached(directory, stem, fp, compute, report=report)
+            _, reused = store.cached(directory, stem, fp, announced, report=report)
         except ValueError as err:
             if probe in REQUIRED:
                 raise ValueError(f"{src.name}: {err}") from None

@@ -126,8 +126,12 @@ def check(model, data, expected: dict, *, cache=None, labels=None, **settings) -
     wanted = clauses(expected)
     if any(c != "no_path" for _, _, c in wanted):
         res, summary = measure(model, data, cache=cache, labels=labels, **settings)
+        reach = res.structural
     else:
-        res, summary = _structural(model)
+        from probes import api
+
+        res, summary = api.structure(model), None
+        reach = res.reach
     rows = []
     for head, name, clause in wanted:
         if head not in res.heads or name not in res.inputs:
@@ -135,9 +139,9 @@ def check(model, data, expected: dict, *, cache=None, labels=None, **settings) -
                              f"received the clause {head!r} <- {name!r}")
         h, i = res.heads.index(head), res.inputs.index(name)
         if clause == "no_path":
-            verdict = "path" if res.structural[h, i] else "structural_zero"
+            verdict = "path" if reach[h, i] else "structural_zero"
             measured = {"share": None, "interval": None,
-                        "evidence": "the graph has a path" if res.structural[h, i]
+                        "evidence": "the graph has a path" if reach[h, i]
                         else "no path in the graph"}
         else:
             verdict = str(summary.verdict[h, i])
@@ -148,19 +152,6 @@ def check(model, data, expected: dict, *, cache=None, labels=None, **settings) -
         rows.append({"head": head, "input": name, "clause": clause, "verdict": verdict,
                      "holds": holds(clause, verdict), **measured})
     return rows
-
-
-class _Graph:
-    """The structure as a stand-in result (heads, inputs, structural) for no_path clauses."""
-
-    def __init__(self, s):
-        self.heads, self.inputs, self.structural = s.heads, s.inputs, s.reach
-
-
-def _structural(model):
-    from probes import api
-
-    return _Graph(api.structure(model)), None
 
 
 def _fail(rows, settings) -> None:

@@ -3,6 +3,7 @@ recomputed at all; every result type round-trips through save and load bit for b
 
 import dataclasses
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -69,13 +70,7 @@ def test_a_changed_model_is_recomputed_and_shown(reported, tmp_path):
     head = changed.get_layer("h_b")
     head.set_weights([np.zeros_like(w) for w in head.get_weights()])  # h_b reads nothing now
     # The same file names and --out as before: only the fingerprint can tell.
-    (tmp_path / "r-results").mkdir()
-    for p in (reported[3].with_name("r-results")).rglob("*"):
-        target = tmp_path / "r-results" / p.relative_to(reported[3].with_name("r-results"))
-        if p.is_dir():
-            target.mkdir(exist_ok=True)
-        else:
-            target.write_bytes(p.read_bytes())
+    shutil.copytree(reported[3].with_name("r-results"), tmp_path / "r-results")
     model_path, data_path = _files(tmp_path, changed, data)
     result = _report(model_path, data_path, tmp_path / "r.pdf")
     assert "stale (model changed)" in result.stderr
@@ -91,11 +86,7 @@ def test_changed_data_gives_new_numbers(reported, tmp_path):
     other = {k: v + 0.5 for k, v in data.items()}
     model_path, data_path = _files(tmp_path, model, other)
     folder = out.with_name(out.stem + "-results")
-    copy = tmp_path / "r-results"
-    copy.mkdir()
-    (copy / "probes").mkdir()
-    for p in folder.rglob("*.*"):
-        (copy / p.relative_to(folder)).write_bytes(p.read_bytes())
+    copy = shutil.copytree(folder, tmp_path / "r-results")
     result = _report(model_path, data_path, tmp_path / "r.pdf")
     assert "stale (data changed)" in result.stderr
     old = resultio.load(folder / "probes" / f"ablation-shuffle-n{N}-seed0.json")

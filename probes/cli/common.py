@@ -186,14 +186,6 @@ def probe_options(f):
     return f
 
 
-def probe_rng(seed: int):
-    """The generator of a probe command's random draws: a child of --seed, so `probe ablate`
-    and `probe report` draw the same numbers for the same seed."""
-    from probes.seeds import generator
-
-    return generator(seed, "probe")
-
-
 def run_probe(src, name, seed, params):
     """(result, fingerprint) of a registered probe on a source; errors end the command."""
     import tensorflow as tf
@@ -216,7 +208,7 @@ def run_probe(src, name, seed, params):
 def saved_results(src, plan, samples, seed, out_dir) -> dict:
     """Runs each (probe, params) of `plan` on a source and saves it with its fingerprint in
     --out, else the run's probes/ (nothing for --model without --out): {probe: result}."""
-    from probes import filenames
+    from probes import filenames, suite
 
     target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
     if target:
@@ -225,33 +217,25 @@ def saved_results(src, plan, samples, seed, out_dir) -> dict:
     for name, params in plan:
         res, fp = run_probe(src, name, seed, params)
         out[name] = res
-        if target:
-            save_result(res, target, filenames.stem(name, samples, seed), fp)
+        if not target:
+            continue
+        try:  # a .npz and .json pair, never one without the other
+            with deferred_interrupt():
+                path = suite.save(res, target, filenames.stem(name, samples, seed), fp)
+        except OSError as err:
+            fail(ValueError(f"Expected a writable --out directory; received {target}: "
+                            f"{err.strerror}"))
+        progress(f"saved {path}")
     return out
-
-
-def save_result(res, target, stem: str, fp: dict):
-    """Saves a result with its fingerprint (a .npz and .json pair, never one without the
-    other); an unwritable folder ends the command with one line."""
-    from probes import suite
-
-    try:
-        with deferred_interrupt():
-            path = suite.save(res, target, stem, fp)
-    except OSError as err:
-        fail(ValueError(f"Expected a writable --out directory; received {target}: "
-                        f"{err.strerror}"))
-    progress(f"saved {path}")
 
 
 def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=False):
     """Selects the model, runs probe `name`, saves, prints a table or the JSON contract."""
-    from probes import filenames, stats
+    from probes import stats
 
     selection(kw, need_data=True)
-    target = None
     if out_dir:
-        target = writable_dir(out_dir, "--out")  # checked before the work, not after
+        writable_dir(out_dir, "--out")  # checked before the work, not after
     requested = samples
     src = source(kw, samples)
     for note in src.notes:
@@ -261,10 +245,8 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
         progress(f"{samples} sample(s) ({'--samples' if requested else 'all the data'}): the "
                  f"per-sample results are computed and saved, but the statistics need "
                  f"{stats.MIN_SAMPLES}, so tested cells are too_few_samples")
-    if not target and src.run_dir:
-        target = writable_dir(src.run_dir / "probes", "run's probes")
     progress(f"{name} of {src.name} on {samples} samples ...")
-    res, fp = run_probe(src, name, seed, params)
+    res = saved_results(src, [(name, params)], samples, seed, out_dir)[name]
     summary = res.summary
     for note in res.params.get("notes", ()):
         progress(note)
@@ -275,8 +257,6 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
         extra["disagreements"] = stats.disagreements(res, ref)
     if res.completeness_gap is not None:
         extra["completeness"] = stats.completeness(res)
-    if target:
-        save_result(res, target, filenames.stem(name, samples, seed), fp)
     if as_json:
         click.echo(json.dumps({**stats.to_json(res, summary), **extra}))
         return
