@@ -27,14 +27,13 @@ from typing import Callable
 
 import numpy as np
 
+from mtl_models.references import reference_accuracy
 from mtl_models.tweets import (
     DEFAULT_TASKS,
     TweetSet,
     TweetSpec,
     check_tasks,
-    generate,
     one_hot,
-    reference_accuracy,
 )
 from mtl_models.variants import HEADS, VARIANTS
 from probes import atomic
@@ -74,6 +73,15 @@ class TrainConfig:
     learning_rate: float = 3e-3
     clipnorm: float = 1.0
     seed: int = 0
+    # Weight of each head's loss; (1, 0) trains head_1's task alone (probe sharing's single arm).
+    loss_weights: tuple[float, float] = (1.0, 1.0)
+    # Per head, how many training pairs (the first ones) carry a label; None = all of them.
+    labelled: tuple[int | None, int | None] = (None, None)
+    # Optimizer steps between validations, cycling the data; None = one pass per epoch.
+    steps_per_epoch: int | None = None
+    # A real corpus (mtl_models.corpus.CORPORA) in place of the synthetic tweets; its
+    # n_authors most frequent shows play the authors.
+    corpus: str | None = None
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -82,11 +90,40 @@ class TrainConfig:
         if len(self.tasks) != len(HEADS):
             raise ValueError(f"Expected {len(HEADS)} tasks; received {list(self.tasks)}")
         for name in ("seq_len", "features", "units", "hidden", "n_train", "n_val", "n_heldout",
-                     "epochs", "batch_size", "patience"):
+                     "epochs", "batch_size", "patience", "steps_per_epoch"):
             value = getattr(self, name)
+            if name == "steps_per_epoch" and value is None:
+                continue
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"Expected {name} to be a positive integer; received {value!r}")
+        object.__setattr__(self, "loss_weights", tuple(float(w) for w in self.loss_weights))
+        object.__setattr__(self, "labelled", tuple(self.labelled))
+        if (len(self.loss_weights) != len(HEADS) or min(self.loss_weights) < 0
+                or not np.all(np.isfinite(self.loss_weights)) or max(self.loss_weights) == 0):
+            raise ValueError(f"Expected {len(HEADS)} finite loss weights >= 0, not all 0; "
+                             f"received {list(self.loss_weights)}")
+        if len(self.labelled) != len(HEADS) or any(
+                n is not None and (not isinstance(n, (int, np.integer)) or n < 0)
+                for n in self.labelled):
+            raise ValueError(f"Expected {len(HEADS)} labelled counts (integers >= 0 or None); "
+                             f"received {list(self.labelled)}")
+        if self.corpus is not None:
+            from mtl_models.corpus import CORPORA
+
+            if self.corpus not in CORPORA:
+                raise ValueError(f"Expected a corpus in {list(CORPORA)}; received "
+                                 f"{self.corpus!r}")
         self.spec()  # validates the world's parameters
+
+    def world(self, world_seed: int = 0):
+        """The world the pairs come from: the synthetic TweetSpec, or the corpus split by
+        `world_seed`."""
+        if self.corpus is None:
+            return self.spec(world_seed)
+        from mtl_models.corpus import load_corpus
+
+        return load_corpus(self.corpus, n_authors=self.n_authors, n_group=self.n_group,
+                           seq_len=self.seq_len, features=self.features, split_seed=world_seed)
 
     def spec(self, world_seed: int = 0) -> TweetSpec:
         return TweetSpec(seq_len=self.seq_len, features=self.features, n_authors=self.n_authors,
@@ -160,19 +197,20 @@ def train_run(config: TrainConfig, *, cache: Path | None = None, force: bool = F
     from mtl_models import training, variants  # TensorFlow only when training
 
     seeds = config.seeds()
-    spec = config.spec(world_seed=seeds["world"])
-    rng = np.random.default_rng(seeds["data"])
     started = time.perf_counter()
-    train_set = generate(spec, config.n_train, rng)
-    val_set = generate(spec, config.n_val, rng)
-    heldout = generate(spec, config.n_heldout, rng)
+    spec = config.world(world_seed=seeds["world"])
+    rng = np.random.default_rng(seeds["data"])
+    train_set = spec.draw(config.n_train, rng, "train")
+    val_set = spec.draw(config.n_val, rng, "val")
+    heldout = spec.draw(config.n_heldout, rng, "heldout")
     report(f"data: {config.n_train} train / {config.n_val} validation / {config.n_heldout} "
            f"held-out pairs of {config.seq_len} x {config.features} "
            f"[{time.perf_counter() - started:.1f}s]")
     model = variants.build_model(config.variant, seq_len=config.seq_len,
                                  features=config.features, units=config.units,
                                  hidden=config.hidden, seed=seeds["init"],
-                                 learning_rate=config.learning_rate, clipnorm=config.clipnorm)
+                                 learning_rate=config.learning_rate, clipnorm=config.clipnorm,
+                                 loss_weights=config.loss_weights)
     callbacks = []
     if monitor is not None:
         probe = val_set.take(np.arange(min(MONITOR_SAMPLES, config.n_val)))
@@ -181,7 +219,8 @@ def train_run(config: TrainConfig, *, cache: Path | None = None, force: bool = F
             [probe.labels(t, spec) for t in config.tasks]))
     fitted = training.fit(model, train_set, val_set, spec, config.tasks, epochs=config.epochs,
                           batch_size=config.batch_size, patience=config.patience,
-                          seed=seeds["shuffle"], report=report, callbacks=callbacks)
+                          seed=seeds["shuffle"], report=report, callbacks=callbacks,
+                          labelled=config.labelled, steps_per_epoch=config.steps_per_epoch)
     if fitted.best_epoch < 0:
         raise ValueError(f"Expected a finite validation loss in some epoch; received none in "
                          f"{config.epochs} epoch(s) (try a lower --learning-rate)")
@@ -205,8 +244,7 @@ def train_run(config: TrainConfig, *, cache: Path | None = None, force: bool = F
     return final, True
 
 
-def evaluate(predicted: dict[str, np.ndarray], tweets: TweetSet, spec: TweetSpec,
-             tasks) -> dict:
+def evaluate(predicted: dict[str, np.ndarray], tweets: TweetSet, spec, tasks) -> dict:
     """Held-out accuracy per head beside the reference accuracies of its task."""
     heads = {}
     for head, task in zip(HEADS, tasks):
@@ -229,7 +267,9 @@ class Run:
     @property
     def config(self) -> TrainConfig:
         args = dict(self.manifest["arguments"])
-        args["tasks"] = tuple(args["tasks"])
+        for name in ("tasks", "loss_weights", "labelled"):
+            if name in args:
+                args[name] = tuple(args[name])
         return TrainConfig(**args)
 
     def heldout(self, n: int | None = None, report: Callable[[str], None] = lambda line: None
@@ -252,13 +292,12 @@ class Run:
             rows = np.arange(saved if n is None else n)
             return tweets.take(rows), {h: y[rows] for h, y in labels.items()}
         config, seeds = self.config, self.config.seeds()
-        spec = config.spec(world_seed=seeds["world"])
+        spec = config.world(world_seed=seeds["world"])
         blocks = -(-(n - saved) // EXTRA_BLOCK)
         report(f"generating {n - saved} held-out pairs beyond the {saved} saved in the run "
                f"(from its world and data seed, {blocks} block(s) of {EXTRA_BLOCK}) ...")
-        extra = [generate(spec, EXTRA_BLOCK,
-                          np.random.default_rng(np.random.SeedSequence([seeds["data"],
-                                                                        EXTRA_KEY, b])))
+        extra = [spec.draw(EXTRA_BLOCK, np.random.default_rng(
+                     np.random.SeedSequence([seeds["data"], EXTRA_KEY, b])), "heldout")
                  for b in range(blocks)]
         parts = [tweets] + extra
         merged = TweetSet(*(np.concatenate(f)[:n] for f in

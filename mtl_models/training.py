@@ -34,9 +34,13 @@ class FitResult:
 
 
 def dataset(tweets: TweetSet, labels: dict[str, np.ndarray], features: int, batch_size: int,
-            shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """Batches of ({"tweet_a", "tweet_b": (B, T, F) float32}, {head: (B, 1) float32}), or of
-    inputs alone when `labels` is empty."""
+            shuffle_seed: int | None = None, weights: dict[str, np.ndarray] | None = None,
+            repeat: bool = False) -> tf.data.Dataset:
+    """Batches of ({"tweet_a", "tweet_b": (B, T, F) float32}, ((B, 1) float32 per head)), with
+    per-head sample weights ((B,) per head) when `weights` is given, or of inputs alone when
+    `labels` is empty. Labels and weights are tuples in HEADS order (Keras 3 refuses sample
+    weights keyed by output name). `repeat` cycles the data without end (then fit needs
+    steps_per_epoch)."""
     codes = {name: getattr(tweets, field) for name, field in INPUTS_OF_SET.items()}
 
     def encode(x):
@@ -44,16 +48,22 @@ def dataset(tweets: TweetSet, labels: dict[str, np.ndarray], features: int, batc
         return {k: tf.one_hot(tf.cast(v, tf.int32), features) for k, v in x.items()}
 
     if labels:
-        ys = {head: np.asarray(y, np.float32)[:, None] for head, y in labels.items()}
-        ds = tf.data.Dataset.from_tensor_slices((codes, ys))
+        ys = tuple(np.asarray(labels[head], np.float32)[:, None] for head in HEADS)
+        if weights is None:
+            ds = tf.data.Dataset.from_tensor_slices((codes, ys))
+        else:
+            ws = tuple(np.asarray(weights[head], np.float32) for head in HEADS)
+            ds = tf.data.Dataset.from_tensor_slices((codes, ys, ws))
     else:
         ds = tf.data.Dataset.from_tensor_slices(codes)
     if shuffle_seed is not None:
         # An op-level seed makes the order reproducible without touching global seeds.
         ds = ds.shuffle(len(tweets), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
     ds = ds.batch(batch_size)
     if labels:
-        ds = ds.map(lambda x, y: (encode(x), y))
+        ds = ds.map(lambda x, *rest: (encode(x), *rest))
     else:
         ds = ds.map(encode)
     # No autotuning: releasing an iterator waits for tf.data's autotuning thread to wake,
@@ -100,7 +110,8 @@ class _Progress(keras.callbacks.Callback):
 def fit(model: keras.Model, train: TweetSet, val: TweetSet, spec: TweetSpec,
         tasks: tuple[str, str], *, epochs: int, batch_size: int, patience: int, seed: int,
         report: Callable[[str], None] = lambda line: None,
-        callbacks: list | None = None) -> FitResult:
+        callbacks: list | None = None, labelled: tuple[int | None, int | None] | None = None,
+        steps_per_epoch: int | None = None) -> FitResult:
     """Trains `model` in place and restores the weights of the best validation epoch.
 
     Args:
@@ -111,15 +122,27 @@ def fit(model: keras.Model, train: TweetSet, val: TweetSet, spec: TweetSpec,
         seed: seed of the shuffling order.
         report: called with one line per epoch.
         callbacks: more Keras callbacks (e.g. a gradient monitor).
+        labelled: per head, how many training pairs (the first ones) have a label its loss
+            sees; None = all. The other pairs still train the head's inputs through the other
+            head's loss.
+        steps_per_epoch: optimizer steps between validations, cycling the training data;
+            None = one pass over it.
     """
     def labels(tweets):
         return {head: tweets.labels(task, spec) for head, task in zip(HEADS, tasks)}
 
+    weights = None
+    if labelled is not None and any(n is not None for n in labelled):
+        rows = np.arange(len(train))
+        weights = {head: (rows < (len(train) if n is None else n)).astype(np.float32)
+                   for head, n in zip(HEADS, labelled)}
     best = _BestEpoch(patience)
     start = time.perf_counter()
     history = model.fit(
-        dataset(train, labels(train), spec.features, batch_size, shuffle_seed=seed),
+        dataset(train, labels(train), spec.features, batch_size, shuffle_seed=seed,
+                weights=weights, repeat=steps_per_epoch is not None),
         validation_data=dataset(val, labels(val), spec.features, batch_size),
+        steps_per_epoch=steps_per_epoch,
         epochs=epochs, verbose=0, shuffle=False,  # the dataset shuffles itself
         callbacks=[best, _Progress(report, epochs), *(callbacks or [])])
     return FitResult(history={k: [float(v) for v in vs] for k, vs in history.history.items()},

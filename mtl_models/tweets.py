@@ -33,6 +33,10 @@ TASKS = {
     "same_author": lambda a, b, g: a == b,
     "xor": lambda a, b, g: g[a] ^ g[b],
 }
+# Tasks on a property of the text rather than its author: the tweet is longer than the world's
+# `long_threshold` characters. Task name -> TweetSet field whose length decides the label.
+LENGTH_TASKS = {"long_a": "codes_a", "long_b": "codes_b"}
+TASK_NAMES = tuple(sorted([*TASKS, *LENGTH_TASKS]))
 DEFAULT_TASKS = ("both_in_group", "either_in_group")
 
 
@@ -78,11 +82,35 @@ class TweetSpec:
         """Boolean membership of each author, shape (K,)."""
         return np.arange(self.n_authors) < self.n_group
 
+    @property
+    def long_threshold(self) -> float:
+        """A tweet is "long" (tasks long_a, long_b) above this many characters: the midpoint of
+        the length range, so about half the tweets are long."""
+        return (self.min_len + self.seq_len) / 2
+
+    @property
+    def temperature(self) -> float:
+        """The references use the true chains: their likelihoods need no tempering."""
+        return 1.0
+
     def pair_prior(self) -> np.ndarray:
         """Joint probability of (author_a, author_b), shape (K, K)."""
         k = self.n_authors
         p = np.full(k, 1.0 / k)
         return self.same_rate * np.diag(p) + (1.0 - self.same_rate) * np.outer(p, p)
+
+    def long_prior(self) -> float:
+        """P(a tweet is long) under the uniform length distribution."""
+        lengths = np.arange(self.min_len, self.seq_len + 1)
+        return float(np.mean(lengths > self.long_threshold))
+
+    def chains(self) -> "Chains":
+        """The authors' chains (the same for every call)."""
+        return make_chains(self)
+
+    def draw(self, n: int, rng: np.random.Generator, split: str = "train") -> "TweetSet":
+        """`n` pairs from this world; `split` is ignored (every split comes from the chains)."""
+        return generate(self, n, rng)
 
 
 def _check(ok, expected, received):
@@ -94,8 +122,8 @@ def check_tasks(tasks) -> tuple[str, ...]:
     """Validate task names; returns them as a tuple."""
     tasks = tuple(tasks)
     for name in tasks:
-        if name not in TASKS:
-            raise ValueError(f"Expected a task in {sorted(TASKS)}; received {name!r}")
+        if name not in TASK_NAMES:
+            raise ValueError(f"Expected a task in {list(TASK_NAMES)}; received {name!r}")
     return tasks
 
 
@@ -155,10 +183,17 @@ class TweetSet:
     def __len__(self):
         return self.author_a.shape[0]
 
-    def labels(self, task: str, spec: TweetSpec) -> np.ndarray:
-        """(N,) float32 0/1 labels of `task`."""
-        return TASKS[check_tasks([task])[0]](self.author_a, self.author_b,
-                                             spec.group).astype(np.float32)
+    def labels(self, task: str, world) -> np.ndarray:
+        """(N,) float32 0/1 labels of `task` in `world` (a TweetSpec or a corpus: anything with
+        `group` and `long_threshold`)."""
+        task = check_tasks([task])[0]
+        if task in LENGTH_TASKS:
+            return (self.lengths(LENGTH_TASKS[task]) > world.long_threshold).astype(np.float32)
+        return TASKS[task](self.author_a, self.author_b, world.group).astype(np.float32)
+
+    def lengths(self, field: str) -> np.ndarray:
+        """(N,) number of characters of each text in `field` ("codes_a" or "codes_b")."""
+        return (getattr(self, field) != PAD).sum(axis=1)
 
     def take(self, index) -> "TweetSet":
         return TweetSet(*(np.asarray(f)[index] for f in dataclasses.astuple(self)))
@@ -217,58 +252,3 @@ def one_hot(codes: np.ndarray, features: int) -> np.ndarray:
     rows = np.flatnonzero(c != PAD)
     flat[rows, c[rows]] = 1.0
     return out
-
-
-def author_log_likelihood(codes: np.ndarray, chains: Chains) -> np.ndarray:
-    """log P(text | author) for every author, shape (N, K)."""
-    index = np.full(max(chains.alphabet.max() + 1, 1), -1)
-    index[chains.alphabet] = np.arange(chains.alphabet.size)
-    valid = codes != PAD  # (N, T)
-    sym = np.where(valid, index[np.where(valid, codes, 0)], 0)  # (N, T)
-    first = valid.argmax(axis=1)  # pre-padding: the first valid position
-    with np.errstate(divide="ignore"):  # style=1 leaves impossible characters: log 0 = -inf
-        log_init = np.log(chains.initial)  # (K, V)
-        log_trans = np.log(chains.transition)  # (K, V, V)
-    ll = log_init[:, sym[np.arange(len(sym)), first]].T  # (N, K)
-    pair_valid = valid[:, 1:] & valid[:, :-1]  # (N, T-1) transitions inside the text
-    for author in range(chains.initial.shape[0]):
-        steps = log_trans[author][sym[:, :-1], sym[:, 1:]]  # (N, T-1)
-        ll[:, author] += np.where(pair_valid, steps, 0.0).sum(axis=1)
-    return ll
-
-
-def bayes_probability(tweets: TweetSet, task: str, spec: TweetSpec) -> dict[str, np.ndarray]:
-    """P(label = 1 | what each reference may read), per sample.
-
-    Returns:
-        {"neither" | "tweet_a" | "tweet_b" | "both": (N,) probabilities}.
-    """
-    chains = make_chains(spec)
-    truth = TASKS[check_tasks([task])[0]](*np.meshgrid(np.arange(spec.n_authors),
-                                                        np.arange(spec.n_authors),
-                                                        indexing="ij"), spec.group)
-    truth = truth.astype(float)  # (K, K) label of each author pair
-    prior = spec.pair_prior()  # (K, K)
-    ll_a = author_log_likelihood(tweets.codes_a, chains)
-    ll_b = author_log_likelihood(tweets.codes_b, chains)
-    # Likelihoods scaled per sample; the scale cancels in every ratio below.
-    lik_a = np.exp(ll_a - ll_a.max(axis=1, keepdims=True))  # (N, K)
-    lik_b = np.exp(ll_b - ll_b.max(axis=1, keepdims=True))
-    ones = np.ones_like(lik_a)
-    out = {}
-    for name, la, lb in (("neither", ones, ones), ("tweet_a", lik_a, ones),
-                         ("tweet_b", ones, lik_b), ("both", lik_a, lik_b)):
-        joint = prior[None] * la[:, :, None] * lb[:, None, :]  # (N, K, K)
-        out[name] = (joint * truth).sum(axis=(1, 2)) / joint.sum(axis=(1, 2))
-    return out
-
-
-def reference_accuracy(tweets: TweetSet, task: str, spec: TweetSpec) -> dict[str, float]:
-    """Accuracy of the Bayes-optimal rule on these samples, per reference source.
-
-    The rule predicts 1 where P(label = 1 | source) > 0.5; it is scored on the same labels a
-    model is scored on, so the two are directly comparable.
-    """
-    labels = tweets.labels(task, spec)
-    return {name: float(np.mean((p > 0.5) == (labels > 0.5)))
-            for name, p in bayes_probability(tweets, task, spec).items()}

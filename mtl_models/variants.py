@@ -28,7 +28,8 @@ HEADS = ("head_1", "head_2")
 
 def build_model(variant: str, *, seq_len: int = 280, features: int = 256, units: int = 64,
                 hidden: int = 64, seed: int = 0, learning_rate: float = 1e-3,
-                clipnorm: float | None = 1.0) -> keras.Model:
+                clipnorm: float | None = 1.0,
+                loss_weights: tuple[float, float] = (1.0, 1.0)) -> keras.Model:
     """Builds and compiles one variant.
 
     Args:
@@ -40,6 +41,8 @@ def build_model(variant: str, *, seq_len: int = 280, features: int = 256, units:
             untied variant starts from its tied counterpart's weights (`lstm_a` from
             `shared_lstm`'s) plus a fresh `lstm_b`.
         learning_rate, clipnorm: RMSprop settings; clipping keeps full-size training stable.
+        loss_weights: weight of each head's loss in the training loss (and the validation
+            loss); (1, 0) trains head_1's task alone, with head_2 left at its initial weights.
     Returns:
         A compiled functional model with inputs INPUTS and outputs HEADS, each (batch, 1).
     """
@@ -90,5 +93,6 @@ def build_model(variant: str, *, seq_len: int = 280, features: int = 256, units:
     model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate,
                                                      clipnorm=clipnorm),
                   loss={h: "binary_crossentropy" for h in HEADS},
+                  loss_weights=dict(zip(HEADS, map(float, loss_weights))),
                   metrics={h: ["accuracy"] for h in HEADS})
     return model

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from probes.testing import CLAUSES, DEFAULTS
 
-MODEL_KEYS = ("path", "data", "variant", "run", "custom_modules", "unsafe")
+MODEL_KEYS = ("path", "data", "variant", "corpus", "run", "custom_modules", "unsafe")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +109,9 @@ def _model(table, path: Path) -> dict:
     if bad or len(chosen) != 1:
         raise ValueError(f"Expected [model] with exactly one of path, variant, run (and "
                          f"data with path) in {str(path)!r}; received keys {sorted(table)}")
+    if "corpus" in table and "variant" not in table:
+        raise ValueError(f"Expected [model] corpus only beside variant in {str(path)!r}; "
+                         f"received keys {sorted(table)}")
     if "path" in table and "data" not in table:
         raise ValueError(f"Expected [model] data = \"FILE.npz\" beside path in {str(path)!r}; "
                          "received none")

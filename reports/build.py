@@ -13,6 +13,7 @@ from reports.load import load_subject
 from reports.pages_answer import page_answer, page_models
 from reports.pages_paths import page_concat, page_provenance
 from reports.pages_probes import page_accuracy, page_matrices
+from reports.pages_sharing import page_sharing
 from reports.pages_weights import page_profiles, page_shared
 
 # TrueType fonts keep the text searchable and extractable from the PDF (set while building
@@ -26,16 +27,20 @@ PAGES = (page_answer, page_models, page_accuracy, page_matrices, page_profiles, 
 
 
 def build(subject_dirs, out, *, probe_names, samples: int, seed: int, png_dir=None,
-          benchmark_png=None, progress=lambda line: None) -> Path:
+          benchmark_png=None, sharing=None, progress=lambda line: None) -> Path:
     """Loads every subject directory and writes the report to `out` (and PNGs of the pages
-    to `png_dir` if given). Returns the PDF path. Raises ValueError on a missing result."""
+    to `png_dir` if given). With `sharing` (a probes.transfer.SharingResult), one more page
+    before the provenance page shows it. Returns the PDF path. Raises ValueError on a missing
+    result."""
     subjects = [load_subject(d, probe_names, samples, seed) for d in subject_dirs]
     with matplotlib.rc_context(STYLE):
-        return _write(subjects, out, png_dir, benchmark_png, progress)
+        return _write(subjects, out, png_dir, benchmark_png, sharing, progress)
 
 
-def _write(subjects, out, png_dir, benchmark_png, progress) -> Path:
+def _write(subjects, out, png_dir, benchmark_png, sharing, progress) -> Path:
     figures = [page(subjects) for page in PAGES]
+    if sharing is not None:
+        figures.append(page_sharing(sharing))
     figures.append(page_provenance(subjects, benchmark_png))
     buf = io.BytesIO()
     with PdfPages(buf, metadata={"Title": "mtl-probe report: "

@@ -91,3 +91,33 @@ def test_report_bad_input_is_one_line(tmp_path):
                                        "--run", str(tmp_path)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert not (tmp_path / "r.pdf").exists()
+
+
+@pytest.mark.slow
+def test_report_with_a_sharing_page(tiny_report, tmp_path):
+    import numpy as np
+
+    from probes import transfer
+
+    out, runs = tiny_report
+    shape = (2, 2, 3)  # heads, sizes, seeds
+    rng = np.random.default_rng(0)
+    acc = {arm: 0.7 + 0.05 * k + 0.01 * rng.random(shape) for k, arm in enumerate(transfer.ARMS)}
+    result = transfer.SharingResult(
+        variant="separate", tasks=("group_a", "group_b"), heads=("head_1", "head_2"),
+        sizes=(100, 300), seeds=(0, 1, 2), accuracy=acc,
+        reference={s: np.full(shape, 0.9) for s in transfer.REFERENCE_SOURCES},
+        cosine=[[[[0, 0.5], [24, 0.2]]] * 3] * 2, labelled=(None, None), runs=[], params={})
+    saved = result.save(tmp_path)
+    pdf = tmp_path / "with-sharing.pdf"
+    args = ["report", "--out", str(pdf), "--samples", "64", "--sharing-result", str(saved)]
+    for variant in ("concat", "separate"):
+        args += ["--run", str(runs[variant].path)]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    pages, text = _text(pdf)
+    assert pages == 9  # the 8 pages and the sharing page
+    assert "What sharing the encoder is worth" in text
+    # The paragraph is generated from these numbers: tied - single on head_1 at 100 pairs.
+    got = result.transfer("head_1", "tied - single", 100)
+    assert f"{got.mean * 100:+.1f} points" in text.replace("\n", " ")

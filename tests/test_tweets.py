@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from mtl_models import references as refs_of
 from mtl_models import tweets as tw
 
 SPEC = tw.TweetSpec(seq_len=30, features=16, min_len=5)
@@ -56,7 +57,7 @@ def test_log_likelihood_matches_a_direct_product_of_chain_probabilities():
     spec = tw.TweetSpec(seq_len=6, features=8, n_authors=3, n_group=1, min_len=2)
     chains = tw.make_chains(spec)
     t = tw.generate(spec, 10, np.random.default_rng(3))
-    ll = tw.author_log_likelihood(t.codes_a, chains)
+    ll = refs_of.author_log_likelihood(t.codes_a, chains)
     sym_of = {int(c): i for i, c in enumerate(chains.alphabet)}
     for n in range(10):
         text = [sym_of[int(c)] for c in t.codes_a[n] if c != tw.PAD]
@@ -74,7 +75,7 @@ def test_references_when_authors_are_certain():
     t = tw.generate(spec, 2000, np.random.default_rng(2))
     g = spec.group
     ga, gb = g[t.author_a], g[t.author_b]
-    refs = tw.reference_accuracy(t, "both_in_group", spec)
+    refs = refs_of.reference_accuracy(t, "both_in_group", spec)
     y = ga & gb
     # P(b in group) = 0.6 > 0.5, so from tweet_a alone the Bayes rule predicts "a in group".
     np.testing.assert_allclose(refs["tweet_a"], np.mean(ga == y), rtol=0, atol=0)
@@ -89,7 +90,7 @@ def test_references_when_authors_are_certain():
 def test_same_author_has_no_single_tweet_information():
     spec = tw.TweetSpec(seq_len=40, features=32, same_rate=0.5)
     t = tw.generate(spec, 1000, np.random.default_rng(4))
-    probs = tw.bayes_probability(t, "same_author", spec)
+    probs = refs_of.bayes_probability(t, "same_author", spec)
     # With uniform authors, one tweet says nothing about "same author": P = 0.5 + 0.5 / K.
     for source in ("neither", "tweet_a", "tweet_b"):
         np.testing.assert_allclose(probs[source], 0.5 + 0.5 / spec.n_authors, rtol=1e-12)
@@ -106,3 +107,21 @@ def test_bad_spec_is_refused(kwargs):
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError, match="Expected a task in"):
         tw.check_tasks(["and"])
+
+
+@pytest.mark.parametrize("task,field", [("long_a", "codes_a"), ("long_b", "codes_b")])
+def test_length_tasks_read_one_tweet_exactly(task, field):
+    t = tw.generate(SPEC, 400, np.random.default_rng(5))
+    labels = t.labels(task, SPEC)
+    # SPEC: lengths uniform in [5, 30], threshold 17.5: long means 18..30 characters.
+    np.testing.assert_array_equal(labels, ((getattr(t, field) != tw.PAD).sum(1) >= 18))
+    assert 0.3 < labels.mean() < 0.7  # both classes well represented
+    refs = refs_of.reference_accuracy(t, task, SPEC)
+    other = "tweet_b" if field == "codes_a" else "tweet_a"
+    mine = "tweet_a" if field == "codes_a" else "tweet_b"
+    # Reading the right tweet decides the label; the other tweet says nothing about it, so the
+    # rule falls back to the prior P(long) = 13/26 = 0.5 exactly, and predicts "short".
+    assert SPEC.long_prior() == 0.5
+    assert refs[mine] == 1.0 and refs["both"] == 1.0
+    short = float(np.mean(labels == 0))
+    assert refs[other] == short and refs["neither"] == short

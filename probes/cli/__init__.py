@@ -9,6 +9,7 @@ from probes.cli.paths import paths
 from probes.cli.probe import ablate, attribute
 from probes.cli.report import report
 from probes.cli.shared import shared
+from probes.cli.sharing import sharing
 from probes.cli.train import structure, train
 
 
@@ -18,5 +19,5 @@ def main():
     """Measure how information flows through Keras multi-task models that share weights."""
 
 
-for _command in (report, train, structure, ablate, attribute, shared, paths, check):
+for _command in (report, train, structure, ablate, attribute, shared, sharing, paths, check):
     main.add_command(_command)

