@@ -51,7 +51,7 @@ def attribute(model, inputs, *, rng: np.random.Generator,
               noise_samples: int = 16, noise_scale: float = 0.15, tolerance: float = 0.01,
               max_steps: int = 512, background=None, batch_size: int = 256,
               seed: int | None = None, sample_ids=None, model_name: str | None = None,
-              target="predicted", labels=None) -> ProbeResult:
+              target="predicted", labels=None, maps: bool = False) -> ProbeResult:
     """Gradient attributions of every head to every input.
 
     Args:
@@ -77,11 +77,15 @@ def attribute(model, inputs, *, rng: np.random.Generator,
             "head[unit]"). Single-unit heads always attribute their one unit.
         labels: accepted for the registry's one signature; gradients of the heads' outputs
             need none.
+        maps: also keep the signed attribution per element: per input (H, N, T) summed over
+            the feature axis for inputs with 3 or more axes (a one-hot or embedded token's
+            attribution, one value per time step), or (H, N, D) whole for (N, D) inputs.
     Returns:
         A ProbeResult with effects (H, I, N) = sum |attribution| (H: a row per head, or per
         unit with target "all"), a profile (H, I, N, T) of
         sum |attribution| per time step when the inputs share a time axis; for integrated
-        gradients also `signed` (H, I, N) and `completeness_gap` (H, N), relative.
+        gradients also `signed` (H, I, N) and `completeness_gap` (H, N), relative; with
+        `maps`, `maps` (one array per input).
     """
     _check_options(method, space, quadrature, steps, target)
     names = pdata.input_names(model)
@@ -117,11 +121,12 @@ def attribute(model, inputs, *, rng: np.random.Generator,
                 masks=has_masks(model))
     params = {"method": method, "space": space, "seed": seed, "batch_size": int(batch_size),
               "target": target if isinstance(target, str) else int(target),
+              "maps": bool(maps),
               "embedded_inputs": {names[i]: layer.name for i, layer in tok.layers.items()},
               "notes": list(tok.notes), "logit_heads": list(squashed)}
     times = {x.shape[1] if x.ndim >= 3 else None for x in xs}
     with_profile = len(times) == 1 and None not in times
-    fn = path_function(model, plan, with_profile, purpose=method)
+    fn = path_function(model, plan, with_profile, purpose=method, with_maps=bool(maps))
     gaps = None
     if method == "integrated_gradients":
         params["baseline"] = baseline if isinstance(baseline, str) else "array"
@@ -146,7 +151,7 @@ def attribute(model, inputs, *, rng: np.random.Generator,
                        profile=red.profile,
                        profile_starts=np.arange(xs[0].shape[1]) if with_profile else None,
                        signed=red.signed_sum if method == "integrated_gradients" else None,
-                       completeness_gap=gaps)
+                       completeness_gap=gaps, maps=red.maps)
 
 
 def _check_options(method, space, quadrature, steps, target):

@@ -45,12 +45,16 @@ class Reduced:
     """Per-sample reductions of attributions for one chunk (numpy, float64).
 
     abs_sum, signed_sum: (H, I, b); profile: (H, I, b, T) sum of |attribution| per time step
-    (None when the inputs have no common time axis).
+    (None when the inputs have no common time axis); maps: per input, (H, b, ...) the signed
+    attribution summed over the last (feature) axis for inputs of 3 or more axes (one value
+    per time step: a one-hot or embedded token's attribution), whole for (N, D) inputs; None
+    unless asked for.
     """
 
     abs_sum: np.ndarray
     signed_sum: np.ndarray
     profile: np.ndarray | None
+    maps: tuple | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,9 +103,10 @@ def graph_outputs(model, plan: Plan, points, tokens, k, originals=None):
                      fixed=cast(fixed) if originals is not None and plan.masks else None)
 
 
-def path_function(model, plan: Plan, with_profile: bool, purpose: str = ""):
+def path_function(model, plan: Plan, with_profile: bool, purpose: str = "",
+                  with_maps: bool = False):
     """A PathFunction(starts, deltas, extras, alphas, weights, factors, tokens, selectors) ->
-    Reduced tensors.
+    Reduced tensors (and the signed maps with `with_maps`).
 
     For input i with chunk rows (b, ...): points_k = starts + alphas[k] * deltas + extras[k]
     (extras: (K, ...) the same offset for every sample); for score row r of head h, the score
@@ -115,8 +120,8 @@ def path_function(model, plan: Plan, with_profile: bool, purpose: str = ""):
     """
     from probes.forward import cached
 
-    return cached(model, ("paths", plan, with_profile, purpose),
-                  lambda: PathFunction(model, plan, with_profile))
+    return cached(model, ("paths", plan, with_profile, purpose, with_maps),
+                  lambda: PathFunction(model, plan, with_profile, with_maps))
 
 
 class PathFunction:
@@ -124,15 +129,17 @@ class PathFunction:
     row, input) pairs whose gradient does not exist (TensorFlow returned None), which the
     caller checks against the graph."""
 
-    def __init__(self, model, plan: Plan, with_profile: bool):
+    def __init__(self, model, plan: Plan, with_profile: bool, with_maps: bool = False):
         self.disconnected: set[tuple[int, int]] = set()
-        self.run = _compile_paths(model, plan, with_profile, self.disconnected)
+        self.with_maps = with_maps
+        self.run = _compile_paths(model, plan, with_profile, self.disconnected, with_maps)
 
     def __call__(self, *args):
         return self.run(*args)
 
 
-def _compile_paths(model, plan: Plan, with_profile: bool, disconnected: set):
+def _compile_paths(model, plan: Plan, with_profile: bool, disconnected: set,
+                   with_maps: bool = False):
     import tensorflow as tf
 
     # Traced per shape, not with an open batch axis: the shape-specific graph of the
@@ -159,6 +166,7 @@ def _compile_paths(model, plan: Plan, with_profile: bool, disconnected: set):
                                     * tf.repeat(sel, k, axis=0))
                       for h, sel in zip(plan.rows, selectors)]
         abs_sums, signed_sums, profiles = [], [], []
+        maps = [[] for _ in starts]  # per input, per row (b, ...)
         for r, total in enumerate(totals):
             grads = tape.gradient(total, points)
             row_abs, row_signed, row_prof = [], [], []
@@ -176,13 +184,16 @@ def _compile_paths(model, plan: Plan, with_profile: bool, disconnected: set):
                 if with_profile:
                     t = tf.reshape(tf.abs(a), [tf.shape(a)[0], tf.shape(a)[1], -1])
                     row_prof.append(tf.reduce_sum(t, axis=2))  # (b, T)
+                if with_maps:  # (b, T, ...) without the feature axis, or (b, D) whole
+                    maps[i].append(tf.reduce_sum(a, axis=-1) if len(s.shape) >= 3 else a)
             abs_sums.append(tf.stack(row_abs))
             signed_sums.append(tf.stack(row_signed))
             if with_profile:
                 profiles.append(tf.stack(row_prof))
         del tape
         prof = tf.stack(profiles) if with_profile else tf.zeros([0])
-        return tf.stack(abs_sums), tf.stack(signed_sums), prof
+        return (tf.stack(abs_sums), tf.stack(signed_sums), prof,
+                tuple(tf.stack(m) for m in maps) if with_maps else ())
 
     return run
 
@@ -248,12 +259,16 @@ def evaluate_paths(fn, starts, deltas, extras, alphas, weights, factors, rows: i
 
         ds = cut(deltas)
         ids = [no_tokens if t is None else cut([t], dtype=np.int32)[0] for t in tokens]
-        a, s, p = fn(cut(starts), ds, extras, alphas, weights,
-                     ds if factors is deltas else cut(factors), ids, cut(selectors))
+        a, s, p, m = fn(cut(starts), ds, extras, alphas, weights,
+                        ds if factors is deltas else cut(factors), ids, cut(selectors))
         b = stop - start
         outs.append((np.asarray(a, np.float64)[..., :b], np.asarray(s, np.float64)[..., :b],
-                     np.asarray(p, np.float64)[:, :, :b] if with_profile else None))
+                     np.asarray(p, np.float64)[:, :, :b] if with_profile else None,
+                     [np.asarray(x, np.float64)[:, :b] for x in m]))
+    with_maps = getattr(fn, "with_maps", False)
     return Reduced(abs_sum=np.concatenate([o[0] for o in outs], axis=2),
                    signed_sum=np.concatenate([o[1] for o in outs], axis=2),
                    profile=(np.concatenate([o[2] for o in outs], axis=2)
-                            if with_profile else None))
+                            if with_profile else None),
+                   maps=(tuple(np.concatenate([o[3][i] for o in outs], axis=1)
+                               for i in range(len(starts))) if with_maps else None))

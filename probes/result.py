@@ -38,6 +38,9 @@ class ProbeResult:
         signed: (H, I, N) signed sum of attributions (integrated gradients), or None.
         completeness_gap: (H, N) relative completeness gap |sum of attributions - (f(x) -
             f(baseline))| / |f(x) - f(baseline)| (integrated gradients), or None.
+        maps: per input, (H, N, ...) signed attributions per element, summed over the feature
+            axis of sequence inputs ((H, N, T): one value per time step or token), or None
+            (attribution with maps=True only).
     """
 
     probe: str
@@ -54,6 +57,7 @@ class ProbeResult:
     profile_starts: np.ndarray | None = None
     signed: np.ndarray | None = None
     completeness_gap: np.ndarray | None = None
+    maps: tuple | None = None
 
     def __post_init__(self):
         h, i = len(self.heads), len(self.inputs)
@@ -82,7 +86,8 @@ class ProbeResult:
             profile=None if self.profile is None else self.profile[:, :, rows],
             signed=None if self.signed is None else self.signed[:, :, rows],
             completeness_gap=(None if self.completeness_gap is None
-                              else self.completeness_gap[:, rows]))
+                              else self.completeness_gap[:, rows]),
+            maps=None if self.maps is None else tuple(m[:, rows] for m in self.maps))
 
     @property
     def name(self) -> str:

@@ -87,3 +87,27 @@ def test_integrated_gradients_cli_with_two_samples(tmp_path):
     assert out["verdict"] == [["too_few_samples"]]
     # The mean effect is still the mean of the two per-sample sums (float32, see above).
     assert_allclose(out["effect"][0][0], np.abs(EXACT_IG).sum(axis=1).mean(), rtol=1e-5)
+
+
+def test_maps_equal_captums_attributions(tmp_path):
+    result = attribute(toy_model(), {"x": X}, rng=np.random.default_rng(0),
+                       method="integrated_gradients", baseline="zero", target=0,
+                       space="probability", maps=True)
+    (signed,) = result.maps  # one input, kept whole: (heads, samples, 3)
+    assert signed.shape == (1, 2, 3)
+    # Captum's printout to its 4 decimals (issue 18's acceptance: 1e-4), and the exact values.
+    assert_allclose(signed[0], CAPTUM_IG, atol=1e-4, rtol=0)
+    assert_allclose(signed[0], EXACT_IG, rtol=1e-5, atol=1e-7)
+    # The maps are the elements the per-sample sums add up (those are summed in float32).
+    assert_allclose(signed[0].sum(axis=1), result.signed[0, 0], rtol=1e-6)
+    assert_allclose(np.abs(signed[0]).sum(axis=1), result.effects[0, 0], rtol=1e-6)
+    # They travel with the saved result, bit for bit.
+    from probes import load
+
+    again = load(result.save(tmp_path))
+    np.testing.assert_array_equal(again.maps[0], signed)
+    # Without maps=True nothing is kept.
+    plain = attribute(toy_model(), {"x": X}, rng=np.random.default_rng(0),
+                      method="integrated_gradients", baseline="zero", target=0,
+                      space="probability")
+    assert plain.maps is None

@@ -251,9 +251,12 @@ def saved_results(src, plan, samples, seed, out_dir) -> dict:
     return out
 
 
-def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=False):
-    """Selects the model, runs probe `name`, saves, prints a table or the JSON contract."""
+def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=False, show=(),
+                  colour="auto"):
+    """Selects the model, runs probe `name`, saves, prints a table or the JSON contract (and,
+    for `show`, those samples' attribution maps on the text)."""
     from probes import stats
+    from probes.cli.maps import check_show, print_maps, use_colour
 
     selection(kw, need_data=True)
     if out_dir:
@@ -263,6 +266,7 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     for note in src.notes:
         progress(note)
     samples = len(next(iter(src.inputs.values())))
+    check_show(show, samples)
     if samples < stats.MIN_SAMPLES:
         progress(f"{samples} sample(s) ({'--samples' if requested else 'all the data'}): the "
                  f"per-sample results are computed and saved, but the statistics need "
@@ -298,6 +302,8 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
                            f"{d[res.probe]}, ablation (shuffle) says {d['ablation']}")
         else:
             click.echo("ablation (shuffle) gives the same verdict in every cell")
+    if show:
+        print_maps(res, src.inputs, show, use_colour(colour))
 
 
 def print_matrix(res, summary):

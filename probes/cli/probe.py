@@ -58,14 +58,27 @@ def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_js
                    "named head[unit]). Single-unit heads always use their one unit.")
 @click.option("--compare/--no-compare", default=True, show_default=True,
               help="Also run ablation (shuffle) and report cells where the verdicts differ.")
+@click.option("--maps", is_flag=True,
+              help="Keep the signed attribution per element with the result (per time step "
+                   "for sequence inputs: each character's or token's attribution).")
+@click.option("--show", type=click.IntRange(0), multiple=True, metavar="K",
+              help="Print sample K's inputs as text, each character coloured by every head's "
+                   "signed attribution (implies --maps; repeatable).")
+@click.option("--color", "colour", type=click.Choice(["auto", "always", "never"]),
+              default="auto", show_default=True,
+              help="Colour for --show (auto: on a terminal, unless NO_COLOR is set); without "
+                   "colour a line of marks under the text says the same.")
 @probe_options
-def attribute(method, baseline, steps, quadrature, space, target, compare, samples, seed,
-              batch_size, out_dir, as_json, **kw):
+def attribute(method, baseline, steps, quadrature, space, target, compare, maps, show, colour,
+              samples, seed, batch_size, out_dir, as_json, **kw):
     """Gradient attribution of every head to every input, with the same statistics and
-    verdicts as `probe ablate`, and the cells where the two disagree."""
-    probe_command(kw, f"attribution/{method}", samples, seed, out_dir, as_json,
-                   {"baseline": baseline, "steps": steps, "quadrature": quadrature,
-                    "space": space, "target": target, "batch_size": batch_size},
-                   compare=compare)
+    verdicts as `probe ablate`, and the cells where the two disagree; with --show, where in
+    the text each head finds its evidence."""
+    params = {"baseline": baseline, "steps": steps, "quadrature": quadrature, "space": space,
+              "target": target, "batch_size": batch_size}
+    if maps or show:
+        params["maps"] = True
+    probe_command(kw, f"attribution/{method}", samples, seed, out_dir, as_json, params,
+                  compare=compare, show=show, colour=colour)
 
 

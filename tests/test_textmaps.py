@@ -1,0 +1,84 @@
+"""Attribution maps on the text: decoding, rendering, and `probe attribute --show`."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mtl_models.tweets import one_hot
+from probes import textmaps
+from probes.cli import main
+
+
+def test_one_hot_rows_decode_to_characters_without_the_padding():
+    codes = np.array([-1, -1, ord("h"), ord("i"), 7])
+    shown, positions = textmaps.symbols(one_hot(codes, 256))
+    assert shown == ["h", "i", "\u00b7"] and positions.tolist() == [2, 3, 4]
+    ids, where = textmaps.symbols(np.array([0, 0, 5, 12]))
+    assert ids == ["[5]", "[12]"] and where.tolist() == [2, 3]
+    assert textmaps.symbols(np.random.default_rng(0).random((4, 256))) is None
+    assert textmaps.symbols(one_hot(np.array([1, 2, -1]), 16)) is None  # too narrow for text
+
+
+def test_marks_carry_the_sign_and_strength_without_colour():
+    out = textmaps.render(list("abcde"), np.array([1.0, -0.5, 0.1, 0.0, -0.05]), 1.0,
+                          ansi=False)
+    # + strong positive, - strong negative (>= 25% of the scale), . weaker, space for 0.0.
+    assert out == "abcde\n+-. ."
+    # Lines wrap at WIDTH symbols, each followed by its marks.
+    long = textmaps.render(["x"] * (textmaps.WIDTH + 3), np.ones(textmaps.WIDTH + 3), 1.0,
+                           ansi=False).split("\n")
+    assert [len(line) for line in long] == [textmaps.WIDTH, textmaps.WIDTH, 3, 3]
+
+
+def test_colour_marks_only_attributed_symbols():
+    out = textmaps.render(list("ab"), np.array([0.0, 2.0]), 2.0, ansi=True)
+    assert out.startswith("a\x1b[48;2;255;64;64m")  # 'a' (0.0) plain, 'b' full red
+    assert textmaps.render(list("ab"), np.array([0.0, -2.0]), 2.0, ansi=True).startswith(
+        "a\x1b[48;2;64;64;255m")
+    assert textmaps.scale([np.array([0.5, -3.0]), np.array([2.0])]) == 3.0
+
+
+@pytest.fixture(scope="module")
+def separate_files(tmp_path_factory):
+    from mtl_models.variants import build_model
+
+    d = tmp_path_factory.mktemp("show")
+    model = build_model("separate", seq_len=10, features=128, units=4, seed=3)
+    rng = np.random.default_rng(0)
+    codes = rng.integers(97, 123, size=(2, 24, 10))  # lowercase letters
+    codes[:, :, :3] = -1  # three steps of pre-padding
+    model.save(d / "separate.keras")
+    np.savez(d / "pairs.npz", tweet_a=one_hot(codes[0], 128), tweet_b=one_hot(codes[1], 128))
+    return d, codes
+
+
+def test_show_prints_the_text_and_a_blind_head_uncoloured(separate_files):
+    d, codes = separate_files
+    out = CliRunner().invoke(main, [
+        "attribute", "--model", str(d / "separate.keras"), "--data", str(d / "pairs.npz"),
+        "--method", "integrated_gradients", "--baseline", "zero", "--steps", "16",
+        "--show", "2", "--color", "never"])
+    assert out.exit_code == 0, out.output
+    text = out.stdout
+    a = "".join(map(chr, codes[0, 2, 3:]))
+    b = "".join(map(chr, codes[1, 2, 3:]))
+    block = text.split("sample 2, head_1")[1].split("sample 2, head_2")[0]
+    lines = block.splitlines()
+    # head_1 reads tweet_a: its 7 characters, each marked; tweet_b: exactly 0.0, no marks.
+    i = lines.index("  tweet_a:")
+    assert lines[i + 1] == a and len(lines[i + 2]) == 7 and " " not in lines[i + 2]
+    j = lines.index("  tweet_b:")
+    assert lines[j + 1] == b and lines[j + 2].strip() == ""
+    block2 = text.split("sample 2, head_2")[1].splitlines()
+    k = block2.index("  tweet_a:")
+    assert block2[k + 2].strip() == ""  # head_2 is blind to tweet_a
+
+
+def test_show_beyond_the_samples_is_one_line(separate_files):
+    d, _ = separate_files
+    out = CliRunner().invoke(main, [
+        "attribute", "--model", str(d / "separate.keras"), "--data", str(d / "pairs.npz"),
+        "--show", "24"])
+    assert out.exit_code == 2
+    assert "Expected --show sample indices below 24" in out.output
+    assert "Traceback" not in out.output
