@@ -27,7 +27,8 @@ REPORT_PROBES = {
     # Fixed steps: the report shows the completeness gap reached rather than doubling.
     # 8 Gauss-Legendre nodes: at full size the median gap is 1e-5 on separate, and on
     # concat (which does not converge) 0.015, against 0.046 with 16 nodes; half the cost.
-    "attribution/integrated_gradients": {"baseline": "shuffle", "steps": 8},
+    # With maps: the coloured-text page shows every character's attribution.
+    "attribution/integrated_gradients": {"baseline": "shuffle", "steps": 8, "maps": True},
     "shared/agreement": {"batch_size": None},  # mini-batches of 64, or one of all if fewer
     "shared/coupling": {},
     "paths/decomposition": {},

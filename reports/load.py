@@ -31,6 +31,8 @@ class Subject:
         timings: what -> seconds, for the provenance page.
         skipped: probe name ("attribution/saliency", "shared", "paths") -> why it was not run
             on this model (a sentence); each page says so instead of showing it.
+        texts: input name -> (N, T) character codes of the probed samples (PAD -1), for a run
+            whose saved held-out pairs cover them; else None.
     """
 
     name: str
@@ -42,6 +44,7 @@ class Subject:
     run: dict | None
     timings: dict
     skipped: dict = dataclasses.field(default_factory=dict)
+    texts: dict | None = None
 
     @property
     def label(self) -> str:
@@ -92,8 +95,9 @@ def load_subject(path, probe_names, samples: int, seed: int) -> Subject:
             continue
         res = saved(name)
         results[name] = (res, res.summary)
-    run = None
+    run = texts = None
     if (path / "manifest.json").is_file():
+        texts = _texts(path / "heldout.npz", samples)
         run = {k: _json(path / f"{k}.json") for k in ("manifest", "accuracy", "history")}
         grads = path / "taskgrads.json"
         run["taskgrads"] = _json(grads) if grads.is_file() else None
@@ -112,4 +116,21 @@ def load_subject(path, probe_names, samples: int, seed: int) -> Subject:
     timings = probes_dir / filenames.TIMINGS
     return Subject(name=name, path=path, results=results, shared=shared, paths=paths,
                    structure=saved("structure").to_json(), run=run,
-                   timings=_json(timings) if timings.is_file() else {}, skipped=skipped)
+                   timings=_json(timings) if timings.is_file() else {}, skipped=skipped,
+                   texts=texts)
+
+
+def _texts(heldout: Path, samples: int) -> dict | None:
+    """The probed held-out pairs' character codes, or None if the run saved fewer pairs."""
+    import numpy as np
+
+    from mtl_models.tweets import INPUTS_OF_SET
+
+    try:
+        with np.load(heldout, allow_pickle=False) as z:
+            if len(z["codes_a"]) < samples:
+                return None
+            return {name: z[field][:samples] for name, field in INPUTS_OF_SET.items()}
+    except (OSError, KeyError, ValueError) as err:
+        raise ValueError(f"Expected held-out pairs in {heldout}; received "
+                         f"{type(err).__name__}: {err}") from None

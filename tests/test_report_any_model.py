@@ -15,7 +15,7 @@ from keras import layers
 from probes.cli import main
 from tests import models as m
 
-PAGES = 8  # every report has the same pages, whatever the model
+PAGES = 9  # every report has the same pages, whatever the model
 N = 40  # samples in each data file: enough for the statistics (at least 20), still quick
 
 SCALE_MODULE = '''

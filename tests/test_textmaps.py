@@ -82,3 +82,12 @@ def test_show_beyond_the_samples_is_one_line(separate_files):
     assert out.exit_code == 2
     assert "Expected --show sample indices below 24" in out.output
     assert "Traceback" not in out.output
+
+
+def test_report_colours_match_the_terminal_scale():
+    from reports.pages_text import colours
+
+    rgb = colours(np.array([2.0, -1.0, 0.0, 4.0]), 2.0)
+    # Full red at the scale, half blue at half the scale, white at 0, clipped beyond.
+    np.testing.assert_allclose(rgb, [[1, 0.25, 0.25], [0.625, 0.625, 1], [1, 1, 1],
+                                     [1, 0.25, 0.25]], rtol=0, atol=1e-12)
