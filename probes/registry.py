@@ -13,6 +13,7 @@ from functools import partial
 
 from probes.ablation import MODES, ablate
 from probes.attribution import METHODS, attribute
+from probes.faithfulness import faithfulness
 
 
 def _need_labels(labels, probe: str):
@@ -76,4 +77,4 @@ PROBES = {f"ablation/{mode}": partial(ablate, mode=mode) for mode in MODES}
 PROBES.update({f"attribution/{method}": partial(attribute, method=method) for method in METHODS})
 PROBES.update({"shared/agreement": agreement, "shared/coupling": coupling,
                "paths/decomposition": decomposition, "paths/interaction": interaction,
-               "structure": structure})
+               "structure": structure, "faithfulness": faithfulness})

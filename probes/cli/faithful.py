@@ -1,0 +1,71 @@
+"""`probe faithfulness`: deletion and insertion curves of every attribution method."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from probes.cli.common import (
+    model_options,
+    probe_options,
+    progress,
+    saved_results,
+    selection,
+    source,
+)
+from probes.faithfulness import METHODS
+from probes.text import table
+
+
+def _methods(ctx, param, value):
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in names if v not in METHODS]
+    if bad or not names:
+        raise click.BadParameter(f"expected a comma-separated list of {', '.join(METHODS)}; "
+                                 f"received {value!r}")
+    return names
+
+
+@click.command()
+@model_options
+@click.option("--methods", default=",".join(METHODS), show_default=True, callback=_methods,
+              help="Rankings to compare (random is the floor every method should beat).")
+@probe_options
+def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, **kw):
+    """Do the attributions rank what the heads use? Per head and input, remove the time steps
+    in each method's order, most important first (deletion), or restore them into an input
+    removed entirely (insertion), as `probe ablate --mode zero` removes them, and measure the
+    head's logit; the areas under the normalised curves (1 at the sample, 0 with the input
+    removed) compare the methods on the same samples: deletion lower is better, insertion
+    higher."""
+    selection(kw, need_data=True)
+    src = source(kw, samples)
+    for note in src.notes:
+        progress(note)
+    n = len(next(iter(src.inputs.values())))
+    progress(f"faithfulness of {src.name} on {n} samples: {', '.join(methods)} ...")
+    res = saved_results(src, [("faithfulness", {"methods": list(methods),
+                                                "batch_size": batch_size})],
+                        n, seed, out_dir)["faithfulness"]
+    dele, ins = res.areas("deletion"), res.areas("insertion")
+    if as_json:
+        import numpy as np
+
+        def means(a):
+            with np.errstate(invalid="ignore"):
+                m = np.nanmean(np.where(res.measurable()[None, :, :, None], a, np.nan),
+                               axis=3)
+            return [[[None if not np.isfinite(v) else float(v) for v in row] for row in hm]
+                    for hm in m]
+
+        click.echo(json.dumps({"probe": "faithfulness", "heads": list(res.heads),
+                               "inputs": list(res.inputs), "methods": list(res.methods),
+                               "fractions": res.fractions.tolist(), "samples": n,
+                               "measurable": res.measurable().tolist(),
+                               "deletion_area": means(dele), "insertion_area": means(ins)}))
+        return
+    header, rows = res.table()
+    click.echo(f"areas under the normalised curves over {n} samples, mean \u00b1 95% "
+               "half-width; deletion: lower is more faithful, insertion: higher")
+    click.echo(table(header, rows, align="ll" + "r" * len(res.methods)))

@@ -1,0 +1,275 @@
+"""Faithfulness of attribution methods: deletion and insertion curves.
+
+Deletion (Samek et al. 2017's region perturbation; Petsiuk et al. 2018's deletion metric):
+remove an input's time steps in the order a method ranks them, most important first, and
+measure the head's score after each fraction; a faithful ranking makes the score fall fast.
+Insertion: start from the input fully removed and restore steps in the same order; a faithful
+ranking makes the score rise fast. A random order is the floor every method should beat.
+
+"Removed" is what `probe ablate --mode zero` does: an all-zero row (a PAD code for one-hot
+characters, token id 0 for token inputs). Only the steps a sample actually has are ranked (an
+all-zero step, such as pre-padding, is already removed), so a fraction f removes round(f * L)
+of a sample's L present steps. The score is the head's logit (its pre-activation), signed
+towards the head's decision at the sample (for one unit, sign(logit) * logit; for several, the
+logit of the predicted unit), and the rankings are the methods' signed attributions of that
+same score. Curves are normalised per sample: (score(f) - score(all removed)) / (score(sample) -
+score(all removed)), 1 at the sample and 0 with the input removed, so areas compare across
+samples and methods. A cell where removing the whole input does not move the score cannot be
+measured: its areas are NaN, and the result says why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from probes import data as pdata
+from probes import resultio
+from probes.forward import chunk_width, chunks, compiled_forward, run_chunk
+from probes.graph import structure
+from probes.lazy import coded_width
+
+GRADIENT_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad")
+METHODS = GRADIENT_METHODS + ("occlusion", "random")
+FRACTIONS = tuple(np.round(np.linspace(0, 1, 11), 10))
+# |score(sample) - score(input removed)| below this (logit units) cannot be normalised.
+FLAT = 1e-6
+
+
+@resultio.register("faithfulness")
+@dataclasses.dataclass(frozen=True)
+class Faithfulness:
+    """Deletion and insertion curves of every method, head and input.
+
+    Attributes:
+        heads, inputs, methods: names (H, I, M).
+        fractions: (F,) fractions of each sample's present steps removed (or restored).
+        deletion, insertion: (M, H, I, N, F) signed logit scores along the curves.
+        full: (H, N) the score at the sample; empty: (H, I, N) with input i fully removed.
+        structural: (H, I) a path from input i to head h exists.
+        sample_ids: (N,); params: method settings, seed, batch size.
+    """
+
+    heads: tuple
+    inputs: tuple
+    methods: tuple
+    fractions: np.ndarray
+    deletion: np.ndarray
+    insertion: np.ndarray
+    full: np.ndarray
+    empty: np.ndarray
+    structural: np.ndarray
+    sample_ids: np.ndarray
+    params: dict
+
+    def normalised(self, kind: str) -> np.ndarray:
+        """(M, H, I, N, F) curves scaled to 1 at the sample and 0 with the input removed; NaN
+        where removing the input does not move the score (see FLAT)."""
+        curves = {"deletion": self.deletion, "insertion": self.insertion}[kind]
+        span = self.full[:, None, :] - self.empty  # (H, I, N)
+        ok = np.abs(span) > FLAT
+        safe = np.where(ok, span, 1.0)
+        out = (curves - self.empty[None, ..., None]) / safe[None, ..., None]
+        return np.where(ok[None, ..., None], out, np.nan)
+
+    def areas(self, kind: str) -> np.ndarray:
+        """(M, H, I, N) area under the normalised curve (trapezoid over the fractions):
+        deletion, lower is more faithful; insertion, higher is."""
+        y = self.normalised(kind)
+        x = np.asarray(self.fractions, np.float64)
+        return ((y[..., 1:] + y[..., :-1]) * np.diff(x) / 2).sum(axis=-1)
+
+    def measurable(self) -> np.ndarray:
+        """(H, I) cells where the head has a path from the input and removing the input moves
+        the score for at least half the samples."""
+        span = np.abs(self.full[:, None, :] - self.empty) > FLAT
+        return self.structural & (span.mean(axis=2) >= 0.5)
+
+    def table(self) -> tuple[list[str], list[list]]:
+        """(header, rows): per head and input, each method's mean deletion and insertion
+        areas over samples (with a 95% normal interval half-width)."""
+        header = ["head", "input"] + [f"{m} del / ins" for m in self.methods]
+        dele, ins = self.areas("deletion"), self.areas("insertion")
+        rows = []
+        for h, head in enumerate(self.heads):
+            for i, name in enumerate(self.inputs):
+                if not self.measurable()[h, i]:
+                    why = ("no path" if not self.structural[h, i]
+                           else "removing the input does not move the score")
+                    rows.append([head, name] + [f"- ({why})"] + [""] * (len(self.methods) - 1))
+                    continue
+                rows.append([head, name] + [f"{_mean(dele[m, h, i])} / {_mean(ins[m, h, i])}"
+                                            for m in range(len(self.methods))])
+        return header, rows
+
+
+def _mean(values) -> str:
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return "n/a"
+    half = 1.96 * v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else float("nan")
+    return f"{v.mean():.3f}\u00b1{half:.3f}"
+
+
+def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
+                 fractions=FRACTIONS, batch_size: int = 256, seed: int | None = None,
+                 labels=None, model_name: str | None = None) -> Faithfulness:
+    """Deletion and insertion curves of `methods` on every head and input.
+
+    Args:
+        model: a functional Keras model whose inputs have a time (or feature) axis 1.
+        inputs: {input name: (N, T, ...) array} (or lazy inputs).
+        rng: the random order, and the randomness of the methods (smoothgrad, occlusion).
+        methods: from METHODS; "random" is the floor.
+        fractions: increasing, from 0 to 1.
+        batch_size: rows per forward pass.
+        labels: accepted for the registry's one signature; not used.
+    Returns:
+        A Faithfulness result.
+    """
+    methods = tuple(methods)
+    bad = [m for m in methods if m not in METHODS]
+    fractions = np.asarray(fractions, np.float64)
+    if bad or not methods:
+        raise ValueError(f"Expected methods from {list(METHODS)}; received {list(methods)}")
+    if (fractions.ndim != 1 or fractions.size < 2 or fractions[0] != 0 or fractions[-1] != 1
+            or np.any(np.diff(fractions) <= 0)):
+        raise ValueError(f"Expected increasing fractions from 0 to 1; received "
+                         f"{fractions.tolist()}")
+    names = pdata.input_names(model)
+    heads = pdata.output_names(model)
+    xs = pdata.canonical_inputs(model, inputs, "inputs")
+    for name, x in zip(names, xs):
+        if x.ndim < 2:
+            raise ValueError(f"Expected inputs with an axis 1 to remove steps along; "
+                             f"received {name!r} of shape {x.shape}")
+    encoded = tuple(coded_width(x) for x in xs)
+    values = [x.codes if w else x for x, w in zip(xs, encoded)]
+    empty = [x.empty_code if w else 0 for x, w in zip(xs, encoded)]
+    forward = compiled_forward(model, encoded, linear=frozenset(heads))
+    n = values[0].shape[0]
+    present = [_present(v, w is not None, e) for v, w, e in zip(values, encoded, empty)]
+    full, sign, units = _scores_at(forward, values, batch_size)
+    importance = _importances(model, xs, rng, methods, sign, units, batch_size, seed)
+    h_n, i_n = len(heads), len(names)
+    shape = (len(methods), h_n, i_n, n, fractions.size)
+    deletion, insertion = np.empty(shape), np.empty(shape)
+    empty_scores = np.empty((h_n, i_n, n))
+    for m, method in enumerate(methods):
+        for i in range(i_n):
+            # The random order is the same for every head: one pass serves them all.
+            rows = [None] if method == "random" else range(h_n)
+            for h in rows:
+                order = _orders(importance[method][i if h is None else (h, i)], present[i])
+                for kind, out in (("deletion", deletion), ("insertion", insertion)):
+                    scores = _curve(forward, values, i, order, present[i], fractions, kind,
+                                    empty[i], sign, units, batch_size)  # (H, N, F)
+                    targets = range(h_n) if h is None else [h]
+                    for t in targets:
+                        out[m, t, i] = scores[t]
+                        empty_scores[t, i] = (scores[t, :, -1] if kind == "deletion"
+                                              else scores[t, :, 0])
+    params = {"methods": list(methods), "seed": seed, "batch_size": int(batch_size),
+              "removed": "zero rows (PAD codes for one-hot characters, id 0 for tokens)",
+              "model": model_name or model.name}
+    return Faithfulness(heads=heads, inputs=names, methods=methods, fractions=fractions,
+                        deletion=deletion, insertion=insertion, full=full,
+                        empty=empty_scores, structural=structure(model).reach,
+                        sample_ids=np.arange(n), params=params)
+
+
+def _present(x, coded: bool, empty) -> np.ndarray:
+    """(N, T) bool: the steps a sample has (not already all zero)."""
+    if coded or x.dtype.kind in "iu":
+        return np.asarray(x) != empty
+    out = np.empty(x.shape[:2], bool)
+    for a, b in chunks(x.shape[0], 256):
+        chunk = np.asarray(x[a:b])
+        out[a:b] = np.any(chunk.reshape(chunk.shape[0], chunk.shape[1], -1) != 0, axis=2)
+    return out
+
+
+def _scores_at(forward, values, batch_size):
+    """Signed scores at the samples (H, N), each head's sign (H, N) and unit (H, N)."""
+    outs = _run(forward, values, batch_size)  # H x (N, C)
+    units = np.stack([o.argmax(axis=1) if o.shape[1] > 1 else np.zeros(len(o), int)
+                      for o in outs])
+    raw = np.stack([o[np.arange(len(o)), u] for o, u in zip(outs, units)])
+    sign = np.stack([np.where(r >= 0, 1.0, -1.0) if o.shape[1] == 1 else np.ones_like(r)
+                     for o, r in zip(outs, raw)])
+    return sign * raw, sign, units
+
+
+def _run(forward, values, batch_size):
+    n = values[0].shape[0]
+    width = chunk_width(n, batch_size)
+    pieces = [run_chunk(forward, [np.asarray(v[a:b]) for v in values], width)
+              for a, b in chunks(n, batch_size)]
+    return [np.concatenate(p) for p in zip(*pieces)]
+
+
+def _importances(model, xs, rng, methods, sign, units, batch_size, seed) -> dict:
+    """method -> per (head, input) (N, T) importance of each step (higher: removed first);
+    "random" -> per input (N, T) random keys."""
+    from probes.ablation import ablate
+    from probes.attribution import attribute
+
+    n, t = xs[0].shape[0], [x.shape[1] for x in xs]
+    out = {}
+    for method in methods:
+        if method == "random":
+            out[method] = [rng.random((n, ti)) for ti in t]
+        elif method == "occlusion":
+            res = ablate(model, xs, rng=rng, mode="occlusion", batch_size=batch_size,
+                         seed=seed)
+            window = res.params["window"]
+            out[method] = {(h, i): np.repeat(res.profile[h, i], window, axis=1)[:, :t[i]]
+                           for h in range(len(res.heads)) for i in range(len(xs))}
+        else:
+            res = attribute(model, xs, rng=rng, method=method, maps=True, baseline="zero",
+                            batch_size=batch_size, seed=seed, target="predicted")
+            out[method] = {(h, i): sign[h][:, None] * _per_step(res.maps[i][h])
+                           for h in range(len(res.heads)) for i in range(len(xs))}
+    return out
+
+
+def _per_step(m: np.ndarray) -> np.ndarray:
+    """(N, T, ...) map -> (N, T): a step's attribution (summed beyond axis 1)."""
+    return m.reshape(m.shape[0], m.shape[1], -1).sum(axis=2) if m.ndim > 2 else m
+
+
+def _orders(importance: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(N, T) step indices, present steps from the most important, then absent ones."""
+    keyed = np.where(present, importance, -np.inf)
+    return np.argsort(-keyed, axis=1, kind="stable")
+
+
+def _curve(forward, values, i, order, present, fractions, kind, empty, sign, units,
+           batch_size) -> np.ndarray:
+    """(H, N, F) signed scores with input i's top-ranked steps removed (deletion) or only
+    those present (insertion), per fraction."""
+    n, f_n = values[0].shape[0], fractions.size
+    lengths = present.sum(axis=1)  # (N,)
+    out = np.empty((sign.shape[0], n, f_n))
+    per = max(1, batch_size // f_n)
+    for a, b in chunks(n, per):
+        x = np.asarray(values[i][a:b])
+        rank = np.empty_like(order[a:b])
+        np.put_along_axis(rank, order[a:b], np.arange(order.shape[1])[None], axis=1)
+        k = np.round(fractions[None, :] * lengths[a:b, None]).astype(int)  # (b, F)
+        top = rank[:, None, :] < k[:, :, None]  # (b, F, T): among the first k of the order
+        gone = top if kind == "deletion" else present[a:b, None, :] & ~top
+        gone |= ~present[a:b, None, :]  # absent steps stay absent
+        rows = np.repeat(x, f_n, axis=0)  # (b * F, T, ...)
+        mask = gone.reshape(-1, gone.shape[2])
+        rows[mask] = empty
+        batch = [np.repeat(np.asarray(v[a:b]), f_n, axis=0) if j != i else rows
+                 for j, v in enumerate(values)]
+        outs = run_chunk(forward, batch, (b - a) * f_n)
+        for h, o in enumerate(outs):
+            o = o.reshape(b - a, f_n, -1)
+            picked = np.take_along_axis(o, units[h, a:b, None, None], axis=2)[..., 0]
+            out[h, a:b] = sign[h, a:b, None] * picked
+    return out
