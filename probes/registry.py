@@ -14,6 +14,7 @@ from functools import partial
 from probes.ablation import MODES, ablate
 from probes.attribution import METHODS, attribute
 from probes.faithfulness import faithfulness
+from probes.sanity import sanity
 
 
 def _need_labels(labels, probe: str):
@@ -77,4 +78,5 @@ PROBES = {f"ablation/{mode}": partial(ablate, mode=mode) for mode in MODES}
 PROBES.update({f"attribution/{method}": partial(attribute, method=method) for method in METHODS})
 PROBES.update({"shared/agreement": agreement, "shared/coupling": coupling,
                "paths/decomposition": decomposition, "paths/interaction": interaction,
-               "structure": structure, "faithfulness": faithfulness})
+               "structure": structure, "faithfulness": faithfulness,
+               "sanity": sanity})

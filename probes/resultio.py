@@ -24,7 +24,8 @@ KINDS: dict[str, type] = {}
 MODULES = {"probe": "probes.result", "structure": "probes.graph", "callsite": "probes.graph",
            "agreement": "probes.taskgrads", "coupling": "probes.coupling",
            "decomposition": "probes.paths.decomposition", "headsplit": "probes.paths.decomposition",
-           "interaction": "probes.paths.interaction", "faithfulness": "probes.faithfulness"}
+           "interaction": "probes.paths.interaction", "faithfulness": "probes.faithfulness",
+           "sanity": "probes.sanity"}
 
 
 def kind_class(kind: str) -> type:

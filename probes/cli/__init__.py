@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from probes.cli.check import check
-from probes.cli.faithful import faithfulness
+from probes.cli.faithful import faithfulness, sanity
 from probes.cli.paths import paths
 from probes.cli.probe import ablate, attribute
 from probes.cli.report import report
@@ -20,6 +20,6 @@ def main():
     """Measure how information flows through Keras multi-task models that share weights."""
 
 
-for _command in (report, train, structure, ablate, attribute, faithfulness, shared, sharing,
-                 paths, check):
+for _command in (report, train, structure, ablate, attribute, faithfulness, sanity, shared,
+                 sharing, paths, check):
     main.add_command(_command)

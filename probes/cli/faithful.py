@@ -1,4 +1,4 @@
-"""`probe faithfulness`: deletion and insertion curves of every attribution method."""
+"""`probe faithfulness` and `probe sanity`: can the attribution methods be believed?"""
 
 from __future__ import annotations
 
@@ -15,16 +15,21 @@ from probes.cli.common import (
     source,
 )
 from probes.faithfulness import METHODS
+from probes.sanity import METHODS as SANITY_METHODS
 from probes.text import table
 
 
-def _methods(ctx, param, value):
+def _choose(value, allowed):
     names = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in names if v not in METHODS]
+    bad = [v for v in names if v not in allowed]
     if bad or not names:
-        raise click.BadParameter(f"expected a comma-separated list of {', '.join(METHODS)}; "
+        raise click.BadParameter(f"expected a comma-separated list of {', '.join(allowed)}; "
                                  f"received {value!r}")
     return names
+
+
+def _methods(ctx, param, value):
+    return _choose(value, METHODS)
 
 
 @click.command()
@@ -69,3 +74,49 @@ def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, **kw):
     click.echo(f"areas under the normalised curves over {n} samples, mean \u00b1 95% "
                "half-width; deletion: lower is more faithful, insertion: higher")
     click.echo(table(header, rows, align="ll" + "r" * len(res.methods)))
+
+
+@click.command()
+@model_options
+@click.option("--methods", default=",".join(SANITY_METHODS), show_default=True,
+              callback=lambda ctx, param, value: _choose(value, SANITY_METHODS),
+              help="Methods to check; `input` is the control that ignores the model.")
+@probe_options
+def sanity(methods, samples, seed, batch_size, out_dir, as_json, **kw):
+    """Do the attributions explain the model? Cascading randomisation (Adebayo et al. 2018):
+    re-initialise the layers from the heads down, one more at a time, recompute each method's
+    maps and give Spearman's rank correlation with the trained model's maps (mean over
+    samples, per step); a method whose maps survive the randomisation fails. The control
+    `input` ignores the model and must fail."""
+    selection(kw, need_data=True)
+    src = source(kw, samples)
+    for note in src.notes:
+        progress(note)
+    n = len(next(iter(src.inputs.values())))
+    progress(f"sanity of {src.name} on {n} samples: {', '.join(methods)} ...")
+    res = saved_results(src, [("sanity", {"methods": list(methods), "batch_size": batch_size})],
+                        n, seed, out_dir)["sanity"]
+    if as_json:
+        click.echo(json.dumps({
+            "probe": "sanity", "heads": list(res.heads), "inputs": list(res.inputs),
+            "methods": list(res.methods), "layers": list(res.layers), "samples": n,
+            "verdict": {m: {h: {i: res.verdict(m, h, i) for i in res.inputs}
+                            for h in res.heads} for m in res.methods},
+            "correlation": {m: {h: {i: [_finite(res.interval(m, s, h, i)[0])
+                                        for s in range(1, len(res.layers) + 1)]
+                                    for i in res.inputs} for h in res.heads}
+                            for m in res.methods}}))
+        return
+    header, rows = res.table()
+    click.echo(f"Spearman's rho with the trained model's maps after re-initialising each layer "
+               f"in turn (+layer: that layer and every one above it), mean over {n} samples; "
+               f"passes: the 95% interval after the last step is below {res.params['threshold']}")
+    click.echo(table(header, rows, align="lll" + "r" * len(res.layers) + "l"))
+    failing = sorted({r[0] for r in rows if r[-1] == "fails"})
+    if failing:
+        click.echo(f"FAILS: {', '.join(failing)}: the maps do not depend on the weights they "
+                   "should explain")
+
+
+def _finite(v):
+    return float(v) if v == v else None
