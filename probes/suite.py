@@ -33,6 +33,8 @@ REPORT_PROBES = {
     "shared/coupling": {},
     "paths/decomposition": {},
     "paths/interaction": {},
+    "faithfulness": {},
+    "sanity": {},
     "structure": {},
 }
 # What the report can go without when a model does not allow it (the probe raises ValueError):

@@ -15,6 +15,7 @@ from reports.pages_paths import page_concat, page_provenance
 from reports.pages_probes import page_accuracy, page_matrices
 from reports.pages_sharing import page_sharing
 from reports.pages_text import page_text
+from reports.pages_trust import page_faithfulness, page_sanity
 from reports.pages_weights import page_profiles, page_shared
 
 # TrueType fonts keep the text searchable and extractable from the PDF (set while building
@@ -24,7 +25,7 @@ STYLE = {"pdf.fonttype": 42}
 # Every report has these pages, one per figure, whatever the models: a page with nothing to
 # show for a model says so in a sentence, so the page count depends on nothing but this list.
 PAGES = (page_answer, page_models, page_accuracy, page_matrices, page_profiles, page_text,
-         page_shared, page_concat)
+         page_faithfulness, page_sanity, page_shared, page_concat)
 
 
 def build(subject_dirs, out, *, probe_names, samples: int, seed: int, png_dir=None,

@@ -33,6 +33,8 @@ class Subject:
             on this model (a sentence); each page says so instead of showing it.
         texts: input name -> (N, T) character codes of the probed samples (PAD -1), for a run
             whose saved held-out pairs cover them; else None.
+        trust: "faithfulness" and "sanity" -> the saved result, or None (not in the report's
+            probes, or skipped with its reason).
     """
 
     name: str
@@ -45,6 +47,7 @@ class Subject:
     timings: dict
     skipped: dict = dataclasses.field(default_factory=dict)
     texts: dict | None = None
+    trust: dict = dataclasses.field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -113,11 +116,13 @@ def load_subject(path, probe_names, samples: int, seed: int) -> Subject:
         inter = None if "paths/interaction" in skipped else saved("paths/interaction")
         paths = {"decomposition": saved("paths/decomposition").to_json(),
                  "interaction": inter.to_json() if inter is not None else None}
+    trust = {name: saved(name) if name in probe_names and name not in skipped else None
+             for name in ("faithfulness", "sanity")}
     timings = probes_dir / filenames.TIMINGS
     return Subject(name=name, path=path, results=results, shared=shared, paths=paths,
                    structure=saved("structure").to_json(), run=run,
                    timings=_json(timings) if timings.is_file() else {}, skipped=skipped,
-                   texts=texts)
+                   texts=texts, trust=trust)
 
 
 def _texts(heldout: Path, samples: int) -> dict | None:

@@ -52,9 +52,9 @@ def page_text(subjects) -> Figure:
     fig = new_page("Where each head reads: integrated gradients on the characters")
     usable = [s for s in subjects if _usable(s)]
     if not usable:
-        fig.text(0.04, 0.8, "No model here has text inputs with saved attribution maps (the "
-                 "characters of a run's held-out pairs): use `probe attribute --show K` on a "
-                 "user's one-hot or token inputs.", fontsize=11)
+        fig.text(0.04, 0.8, "No model here has saved text to colour (the report keeps the "
+                 "characters of a training run's pairs only): `probe attribute --show K` colours "
+                 "a sample's one-hot characters or tokens.", fontsize=11)
         return fig
     picks, rule = choose(usable)
     ax = fig.add_axes([0, 0, 1, 1])

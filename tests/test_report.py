@@ -29,7 +29,7 @@ def tiny_report(tiny_runs, tmp_path_factory):
 def test_report_pages_and_text(tiny_report):
     out, _ = tiny_report
     pages, text = _text(out)
-    assert pages == 9  # the same pages for any model
+    assert pages == 11  # the same pages for any model
     for word in ("concat", "separate", "tweet_a", "tweet_b", "head_1", "head_2",
                  "shared_lstm", "multi-task", "structural_zero", "interaction contrast",
                  "Where each head reads", "largest smallest share"):
@@ -79,7 +79,7 @@ def test_report_on_a_users_three_input_model(tmp_path):
                                        "--data", str(tmp_path / "d.npz"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     pages, text = _text(out)
-    assert pages == 9  # the same pages for any model
+    assert pages == 11  # the same pages for any model
     for word in ("x1", "x2", "x3", "h_ab", "h_b", "h_zero", "structural_zero"):
         assert word in text, word
 
@@ -117,7 +117,7 @@ def test_report_with_a_sharing_page(tiny_report, tmp_path):
     done = CliRunner().invoke(main, args)
     assert done.exit_code == 0, done.output
     pages, text = _text(pdf)
-    assert pages == 10  # the 9 pages and the sharing page
+    assert pages == 12  # the 11 pages and the sharing page
     assert "What sharing the encoder is worth" in text
     # The paragraph is generated from these numbers: tied - single on head_1 at 100 pairs.
     got = result.transfer("head_1", "tied - single", 100)

@@ -15,7 +15,7 @@ from keras import layers
 from probes.cli import main
 from tests import models as m
 
-PAGES = 9  # every report has the same pages, whatever the model
+PAGES = 11  # every report has the same pages, whatever the model
 N = 40  # samples in each data file: enough for the statistics (at least 20), still quick
 
 SCALE_MODULE = '''
@@ -136,10 +136,10 @@ def test_pages_without_anything_to_show_say_why(one_by_one):
     pages = _pages(out)
     assert "no labels in the data" in pages[2] and "score" in pages[2]
     assert "1 output, so it is single-task" in pages[0]
-    assert "No training record" in pages[5]
-    assert "one head (score), so no weights are shared" in pages[5]
-    assert "one input, so no pair of inputs" in pages[6]
-    assert "not run: shared" in pages[7]
+    assert "No training record" in pages[8]
+    assert "one head (score), so no weights are shared" in pages[8]
+    assert "one input, so no pair of inputs" in pages[9]
+    assert "not run: shared" in pages[10]
 
 
 def test_labels_and_pairs_of_heads_and_inputs(three_by_three, multi_unit):
@@ -148,12 +148,12 @@ def test_labels_and_pairs_of_heads_and_inputs(three_by_three, multi_unit):
     assert "3 outputs, so it is multi-task" in pages[0]
     # every pair of inputs on the interaction panel: 3 heads x 3 pairs
     for pair in ("x1 x x2", "x1 x x3", "x2 x x3"):
-        assert pair in pages[6], pair
+        assert pair in pages[9], pair
     pages = _pages(multi_unit[1])
     assert "change of the loss" in pages[2]
     # coupling between the two heads through the shared Dense layers, both directions
-    assert "step category" in pages[5] and "step position" in pages[5]
-    assert "No training record" in pages[5]
+    assert "step category" in pages[8] and "step position" in pages[8]
+    assert "No training record" in pages[8]
 
 
 def test_custom_module_is_needed_and_used(one_by_one):
@@ -201,4 +201,4 @@ def test_a_probe_that_does_not_apply_is_named_on_its_pages(three_by_three, tmp_p
     pages = [" ".join(text.split()) for text in _pages(tmp_path / "r.pdf")]  # unwrapped
     assert len(pages) == PAGES
     assert "attribution/saliency was not run: Expected a float input" in pages[3]
-    assert "not run: " in pages[7] and "attribution/saliency (Expected a float input" in pages[7]
+    assert "not run: " in pages[10] and "attribution/saliency (Expected a float input" in pages[10]
