@@ -17,9 +17,11 @@ from probes.api import (
     attribute,
     coupling,
     decompose,
+    faithfulness,
     interaction,
     load_data,
     load_model,
+    sanity,
     structure,
     task_gradients,
 )
@@ -33,5 +35,5 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was no
     __version__ = "0+unknown"
 
 __all__ = ["ProbeResult", "__version__", "ablate", "attribute", "coupling", "decompose",
-           "interaction", "load", "load_data", "load_model", "save", "structure", "summarize",
-           "task_gradients"]
+           "faithfulness", "interaction", "load", "load_data", "load_model", "sanity", "save",
+           "structure", "summarize", "task_gradients"]

@@ -117,3 +117,20 @@ def interaction(model, data, *, labels=None, seed: int = 0, batch_size: int = 25
     `tolerance`) (probes.paths.Interaction; `.summary()` gives the verdicts)."""
     return run("paths/interaction", model, data, labels, seed, samples,
                 dict(params, batch_size=batch_size))
+
+
+def faithfulness(model, data, *, labels=None, seed: int = 0, batch_size: int = 256,
+                 samples: int | None = None, **params):
+    """Deletion and insertion curves of the attribution methods (`methods`) on every head and
+    input (probes.faithfulness.Faithfulness: `.areas(kind)`, `.table()`)."""
+    return run("faithfulness", model, data, labels, seed, samples,
+               dict(params, batch_size=batch_size))
+
+
+def sanity(model, data, *, labels=None, seed: int = 0, batch_size: int = 256,
+           samples: int | None = None, **params):
+    """Cascading randomisation of the model's layers and the rank correlation of each
+    method's maps (`methods`) with the trained model's (probes.sanity.Sanity: `.verdict`,
+    `.interval`, `.table()`)."""
+    return run("sanity", model, data, labels, seed, samples,
+               dict(params, batch_size=batch_size))
