@@ -115,6 +115,32 @@ def ensure_run(config: runs.TrainConfig, cache_dir, force: bool = False):
                         f"{err.strerror or err}"))
 
 
+def comma_list(allowed):
+    """A click callback: a comma-separated list of names, each from `allowed`."""
+    def parse(ctx, param, value):
+        names = [v.strip() for v in value.split(",") if v.strip()]
+        bad = [v for v in names if v not in allowed]
+        if bad or not names:
+            raise click.BadParameter(f"expected a comma-separated list of "
+                                     f"{', '.join(allowed)}; received {value!r}")
+        return names
+    return parse
+
+
+def run_saved(kw, name, samples, seed, out_dir, params, what):
+    """Selects the model and data, runs probe `name` once with `params` and saves it as the
+    probe commands do: (result, samples probed)."""
+    selection(kw, need_data=True)
+    if out_dir:
+        writable_dir(out_dir, "--out")  # checked before the work, not after
+    src = source(kw, samples)
+    for note in src.notes:
+        progress(note)
+    n = len(next(iter(src.inputs.values())))
+    progress(f"{name} of {src.name} on {n} samples: {what} ...")
+    return saved_results(src, [(name, params)], n, seed, out_dir)[name], n
+
+
 def fail(err: Exception):
     """A library ValueError becomes one line on stderr and exit status 1."""
     raise click.ClickException(str(err)) from None

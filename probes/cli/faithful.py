@@ -6,35 +6,15 @@ import json
 
 import click
 
-from probes.cli.common import (
-    model_options,
-    probe_options,
-    progress,
-    saved_results,
-    selection,
-    source,
-)
+from probes.cli.common import comma_list, model_options, probe_options, run_saved
 from probes.faithfulness import METHODS
 from probes.sanity import METHODS as SANITY_METHODS
 from probes.text import table
 
 
-def _choose(value, allowed):
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in names if v not in allowed]
-    if bad or not names:
-        raise click.BadParameter(f"expected a comma-separated list of {', '.join(allowed)}; "
-                                 f"received {value!r}")
-    return names
-
-
-def _methods(ctx, param, value):
-    return _choose(value, METHODS)
-
-
 @click.command()
 @model_options
-@click.option("--methods", default=",".join(METHODS), show_default=True, callback=_methods,
+@click.option("--methods", default=",".join(METHODS), show_default=True, callback=comma_list(METHODS),
               help="Rankings to compare (random is the floor every method should beat).")
 @probe_options
 def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, **kw):
@@ -44,15 +24,8 @@ def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, **kw):
     head's logit; the areas under the normalised curves (1 at the sample, 0 with the input
     removed) compare the methods on the same samples: deletion lower is better, insertion
     higher."""
-    selection(kw, need_data=True)
-    src = source(kw, samples)
-    for note in src.notes:
-        progress(note)
-    n = len(next(iter(src.inputs.values())))
-    progress(f"faithfulness of {src.name} on {n} samples: {', '.join(methods)} ...")
-    res = saved_results(src, [("faithfulness", {"methods": list(methods),
-                                                "batch_size": batch_size})],
-                        n, seed, out_dir)["faithfulness"]
+    res, n = run_saved(kw, "faithfulness", samples, seed, out_dir,
+                       {"methods": list(methods), "batch_size": batch_size}, ", ".join(methods))
     dele, ins = res.areas("deletion"), res.areas("insertion")
     if as_json:
         import numpy as np
@@ -79,7 +52,7 @@ def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, **kw):
 @click.command()
 @model_options
 @click.option("--methods", default=",".join(SANITY_METHODS), show_default=True,
-              callback=lambda ctx, param, value: _choose(value, SANITY_METHODS),
+              callback=comma_list(SANITY_METHODS),
               help="Methods to check; `input` is the control that ignores the model.")
 @probe_options
 def sanity(methods, samples, seed, batch_size, out_dir, as_json, **kw):
@@ -88,14 +61,8 @@ def sanity(methods, samples, seed, batch_size, out_dir, as_json, **kw):
     maps and give Spearman's rank correlation with the trained model's maps (mean over
     samples, per step); a method whose maps survive the randomisation fails. The control
     `input` ignores the model and must fail."""
-    selection(kw, need_data=True)
-    src = source(kw, samples)
-    for note in src.notes:
-        progress(note)
-    n = len(next(iter(src.inputs.values())))
-    progress(f"sanity of {src.name} on {n} samples: {', '.join(methods)} ...")
-    res = saved_results(src, [("sanity", {"methods": list(methods), "batch_size": batch_size})],
-                        n, seed, out_dir)["sanity"]
+    res, n = run_saved(kw, "sanity", samples, seed, out_dir,
+                       {"methods": list(methods), "batch_size": batch_size}, ", ".join(methods))
     if as_json:
         click.echo(json.dumps({
             "probe": "sanity", "heads": list(res.heads), "inputs": list(res.inputs),

@@ -10,22 +10,21 @@ import click
 
 from mtl_models import runs
 from mtl_models.variants import VARIANTS
-from probes.cli.common import corpus_option, ensure_run, fail, progress, variant_config
+from probes.cli.common import (
+    comma_list,
+    corpus_option,
+    ensure_run,
+    fail,
+    progress,
+    variant_config,
+)
 from probes.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
-
-def _variants(ctx, param, value):
-    names = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in names if v not in VARIANTS]
-    if bad or not names:
-        raise click.BadParameter(f"expected a comma-separated list of {', '.join(VARIANTS)}; "
-                                 f"received {value!r}")
-    return names
 
 
 @click.command()
 @click.option("--out", type=click.Path(dir_okay=False), default="report.pdf", show_default=True,
               help="The PDF to write (atomically).")
-@click.option("--variants", default="concat,separate", show_default=True, callback=_variants,
+@click.option("--variants", default="concat,separate", show_default=True, callback=comma_list(VARIANTS),
               help=f"Built-in variants to compare, comma-separated ({', '.join(VARIANTS)}).")
 @click.option("--run", "run_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="Report on run directories written by `probe train` instead (repeatable).")
