@@ -8,8 +8,18 @@ pointed at /dev/null for the duration of the import and first op, then restores 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+
+
+class _NoRetracingNotice(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning: the probes trace one
+    function per model, chunk shape and purpose on purpose (a sanity check traces one per
+    randomised copy of the model), and the notice would bury the command's own progress."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 def import_tensorflow():
@@ -30,4 +40,5 @@ def import_tensorflow():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    tf.get_logger().addFilter(_NoRetracingNotice())
     return tf
