@@ -23,7 +23,7 @@ import numpy as np
 
 from probes import data as pdata
 from probes import resultio
-from probes.faithfulness import GRADIENT_METHODS
+from probes.faithfulness import GRADIENT_METHODS, SETTINGS, first_rows, maps_of
 from probes.graph import structure
 
 METHODS = GRADIENT_METHODS + ("input",)
@@ -100,14 +100,17 @@ class Sanity:
 
 
 def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_size: int = 256,
-           seed: int | None = None, labels=None, model_name: str | None = None) -> Sanity:
+           seed: int | None = None, first: int | None = None, labels=None,
+           model_name: str | None = None) -> Sanity:
     """Cascading randomisation of `model`'s layers with weights, from the heads down.
 
     Args:
         model: a functional Keras model (cloned, never changed).
         inputs: {input name: (N, ...) array} (or lazy inputs).
         rng: the re-initialised weights, the control's projection and the methods' randomness.
-        methods: from METHODS ("input" is the control that ignores the model).
+        methods: from METHODS ("input" is the control that ignores the model); maps from the
+            zero baseline with probes.faithfulness.SETTINGS.
+        first: use only the first `first` samples (the report's cap on this probe's cost).
         labels: accepted for the registry's one signature; not used.
     Returns:
         A Sanity result.
@@ -116,7 +119,7 @@ def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_si
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ValueError(f"Expected methods from {list(METHODS)}; received {list(methods)}")
-    xs = pdata.canonical_inputs(model, inputs, "inputs")
+    xs = first_rows(pdata.canonical_inputs(model, inputs, "inputs"), first)
     names = pdata.input_names(model)
     heads = pdata.output_names(model)
     cascade = cascade_layers(model)
@@ -143,8 +146,9 @@ def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_si
     reach = structure(model).reach
     return Sanity(heads=heads, inputs=names, methods=methods, layers=tuple(cascade),
                   correlation=corr, structural=reach, sample_ids=np.arange(xs[0].shape[0]),
-                  params={"methods": list(methods), "seed": seed,
+                  params={"methods": list(methods), "seed": seed, "first": first,
                           "batch_size": int(batch_size), "threshold": THRESHOLD,
+                          "settings": SETTINGS,
                           "reinit": "normal, each tensor's own mean and std",
                           "model": model_name or model.name})
 
@@ -165,8 +169,6 @@ def _clone(model):
 def _all_maps(model, xs, methods, projections, base: int, batch_size, seed):
     """Per method, per input, (H, N, T) maps (the control: (H, N, T) the same for every
     head); method k draws from the generator seeded [base, k]."""
-    from probes.attribution import attribute
-
     heads = len(model.outputs)
     out = []
     for k, method in enumerate(methods):
@@ -175,10 +177,8 @@ def _all_maps(model, xs, methods, projections, base: int, batch_size, seed):
             out.append([np.broadcast_to(_projected(x, p), (heads,) + x.shape[:2])
                         for x, p in zip(xs, projections)])
             continue
-        res = attribute(model, xs, rng=rng, method=method, maps=True, baseline="zero",
-                        batch_size=batch_size, seed=seed)
         out.append([m.reshape(m.shape[0], m.shape[1], -1).sum(axis=2) if m.ndim > 3 else m
-                    for m in res.maps])
+                    for m in maps_of(model, xs, method, rng, batch_size, seed)])
     return out
 
 
