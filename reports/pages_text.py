@@ -110,7 +110,9 @@ def _pair(ax, s, res, k, y, col_w, size, per_line) -> float:
                 ax.imshow(rgb[None, start:start + per_line], extent=(x0, x0 + w, yy - line_h,
                                                                      yy), aspect="auto",
                           interpolation="nearest")
-                ax.text(x0, yy - 0.3 * size, piece, family=MONO, fontsize=size, va="top")
+                # parse_math=False: a tweet's '$' is a character, not mathtext.
+                ax.text(x0, yy - 0.3 * size, piece, family=MONO, fontsize=size, va="top",
+                        parse_math=False)
                 yy -= line_h
             yy -= 2
         bottoms.append(yy)

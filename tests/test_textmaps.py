@@ -91,3 +91,32 @@ def test_report_colours_match_the_terminal_scale():
     # Full red at the scale, half blue at half the scale, white at 0, clipped beyond.
     np.testing.assert_allclose(rgb, [[1, 0.25, 0.25], [0.625, 0.625, 1], [1, 1, 1],
                                      [1, 0.25, 0.25]], rtol=0, atol=1e-12)
+
+
+def test_report_page_draws_any_character(tmp_path):
+    import io
+    from types import SimpleNamespace
+
+    import pypdf
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from probes.result import ProbeResult
+    from reports.pages_text import PROBE, page_text
+
+    # Real tweets hold '$', '_' and '^': characters, never mathtext.
+    text = "price $5 or $6_a^b " * 4
+    codes = np.full((3, 90), -1)
+    codes[:, -len(text):] = [ord(c) for c in text]
+    maps = tuple(np.random.default_rng(0).standard_normal((2, 3, 90)) for _ in range(2))
+    res = ProbeResult(probe="attribution", method="integrated_gradients", model="m",
+                      heads=("head_1", "head_2"), inputs=("tweet_a", "tweet_b"),
+                      effects=np.ones((2, 2, 3)), structural=np.ones((2, 2), bool),
+                      sample_ids=np.arange(3), params={}, maps=maps)
+    subject = SimpleNamespace(label="concat", heads=["head_1", "head_2"],
+                              results={PROBE: (res, None)},
+                              texts={"tweet_a": codes, "tweet_b": codes})
+    buf = io.BytesIO()
+    with PdfPages(buf) as pdf:
+        pdf.savefig(page_text([subject]))
+    page = pypdf.PdfReader(io.BytesIO(buf.getvalue())).pages[0].extract_text()
+    assert "price $5 or $6_a^b" in page and "pair 0, head_1" in page
