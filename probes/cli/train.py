@@ -39,7 +39,9 @@ def train(force, as_json, **kw):
                f"best epoch {run.history['best_epoch'] + 1} of {epochs}")
     rows = [[head, h["task"], h["accuracy"]] + [h["reference"][s] for s in REFERENCE_SOURCES]
             for head, h in run.accuracy["heads"].items()]
-    click.echo(f"held-out accuracy on {run.accuracy['samples']} pairs; reference = Bayes-optimal "
+    what = ("the Bayes rule with tempered character chains fitted on the training texts "
+            "(empirical)" if config.corpus else "Bayes-optimal")
+    click.echo(f"held-out accuracy on {run.accuracy['samples']} pairs; reference = {what} "
                "from what it may read")
     click.echo(table(["head", "task", "model"] + [f"ref:{s}" for s in REFERENCE_SOURCES], rows,
                      align="llrrrrr"))
