@@ -177,7 +177,8 @@ def _all_maps(model, xs, methods, projections, base: int, batch_size, seed):
             out.append([np.broadcast_to(_projected(x, p), (heads,) + x.shape[:2])
                         for x, p in zip(xs, projections)])
             continue
-        out.append([m.reshape(m.shape[0], m.shape[1], -1).sum(axis=2) if m.ndim > 3 else m
+        # (H, N, T, ...) maps of inputs with more axes (images) -> (H, N, T) per axis-1 step.
+        out.append([m.reshape(m.shape[:3] + (-1,)).sum(axis=3) if m.ndim > 3 else m
                     for m in maps_of(model, xs, method, rng, batch_size, seed)])
     return out
 

@@ -96,21 +96,40 @@ def test_bad_options_end_in_one_line(args, message, tmp_path):
 
 @pytest.mark.slow
 def test_tied_beats_single_and_untied_on_a_scarce_task(tmp_path):
-    # head_1 has 24 labelled pairs, head_2 all 400; both tasks need the author of their own
-    # tweet. Only through the tied encoder can head_2's labels teach head_1's input, so by
-    # construction tied > single task and tied > untied on head_1.
-    args = ["sharing", "--seq-len", "24", "--features", "16", "--units", "8", "--style", "0.4",
-            "--sizes", "400", "--seeds", "4", "--labelled-1", "24", "--steps", "160",
-            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]
-    out = CliRunner().invoke(main, args)
-    assert out.exit_code == 0, out.output
-    assert "[16/16] single (head_2 alone), 400 pairs, seed 3: training" in out.output
-    res = transfer.load(tmp_path / "out")
+    # head_1 has 8 labelled pairs, head_2 all 400; both tasks need the group of their own
+    # tweet's author. Only through the tied encoder can head_2's labels teach head_1's input,
+    # so by construction tied > single task and tied > untied on head_1.
+    base = runs.TrainConfig(style=0.4, seq_len=24, features=16, units=8, min_len=12)
+    schedule = sharing.Schedule(steps_per_epoch=10, epochs=8, n_heldout=400,
+                                learning_rate=1e-2)
+    lines = []
+    res = sharing.sharing("separate", sizes=(400,), seeds=6, labelled=(8, None), base=base,
+                          schedule=schedule, cache=tmp_path, report=lines.append)
+    assert any(line.startswith("[24/24] single (head_2 alone), 400 pairs, seed 5: training")
+               for line in lines)
     for kind in transfer.TRANSFERS:
         got = res.transfer("head_1", kind, 400)
-        assert got.low > 0, (kind, got)
+        assert got.low > 0, (kind, got)  # measured: +25.9 [+15.1, +36.6], +24.1 [+12.7, +35.5]
     assert res.interval("head_1", "tied", 400).mean > 0.8  # guard: the tied model learned
-    # Run again: every run is cached, nothing trains, the numbers are the same.
+    # Again: every run is cached, nothing trains, the numbers are the same.
+    again_lines = []
+    again = sharing.sharing("separate", sizes=(400,), seeds=6, labelled=(8, None), base=base,
+                            schedule=schedule, cache=tmp_path, report=again_lines.append)
+    assert not any(": training" in line for line in again_lines)
+    np.testing.assert_array_equal(again.accuracy["tied"], res.accuracy["tied"])
+
+
+@pytest.mark.slow
+def test_cli_sweep_prints_saves_and_reuses(tmp_path):
+    args = ["sharing", "--seq-len", "12", "--features", "8", "--units", "4", "--sizes", "40",
+            "--seeds", "1", "--steps", "20", "--cache-dir", str(tmp_path / "cache"),
+            "--out", str(tmp_path / "out")]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    assert "[4/4] single (head_2 alone), 40 pairs, seed 0: training" in out.output
+    assert "one seed: no interval" in out.stdout and "saved " in out.stdout
+    res = transfer.load(tmp_path / "out")
+    assert res.sizes == (40,) and res.seeds == (0,)
     again = CliRunner().invoke(main, args + ["--json"])
     assert again.exit_code == 0 and ": training" not in again.output
     blob = json.loads(again.stdout.strip().splitlines()[-1])

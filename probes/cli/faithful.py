@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import click
 
@@ -31,7 +32,8 @@ def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, **kw):
         import numpy as np
 
         def means(a):
-            with np.errstate(invalid="ignore"):
+            with warnings.catch_warnings():  # a cell without a path is all NaN: no mean
+                warnings.simplefilter("ignore", RuntimeWarning)
                 m = np.nanmean(np.where(res.measurable()[None, :, :, None], a, np.nan),
                                axis=3)
             return [[[None if not np.isfinite(v) else float(v) for v in row] for row in hm]
