@@ -110,8 +110,9 @@ class Faithfulness:
         return self.structural & (span.mean(axis=2) >= 0.5)
 
     def table(self) -> tuple[list[str], list[list]]:
-        """(header, rows): per head and input, each method's mean deletion and insertion
-        areas over samples (with a 95% normal interval half-width)."""
+        """(header, rows): per head and input, each method's median deletion and insertion
+        areas over samples with their interquartile range (robust to the samples whose small
+        span makes the normalised curve swing)."""
         header = ["head", "input"] + [f"{m} del / ins" for m in self.methods]
         dele, ins = self.areas("deletion"), self.areas("insertion")
         rows = []
@@ -122,18 +123,19 @@ class Faithfulness:
                            else "removing the input does not move the score")
                     rows.append([head, name] + [f"- ({why})"] + [""] * (len(self.methods) - 1))
                     continue
-                rows.append([head, name] + [f"{_mean(dele[m, h, i])} / {_mean(ins[m, h, i])}"
+                rows.append([head, name] + [f"{_median(dele[m, h, i])} / "
+                                            f"{_median(ins[m, h, i])}"
                                             for m in range(len(self.methods))])
         return header, rows
 
 
-def _mean(values) -> str:
+def _median(values) -> str:
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
     if v.size == 0:
         return "n/a"
-    half = 1.96 * v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else float("nan")
-    return f"{v.mean():.3f}\u00b1{half:.3f}"
+    q1, q2, q3 = np.percentile(v, [25, 50, 75])
+    return f"{q2:.3f} [{q1:.2f}, {q3:.2f}]"
 
 
 def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,

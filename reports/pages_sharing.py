@@ -51,7 +51,7 @@ def page_sharing(result) -> Figure:
             ax.legend(fontsize=7, loc="lower right")
     _cosine_panel(fig.add_axes([0.72, 0.42, 0.25, 0.44]), result)
     text = " ".join(result.sentences())
-    paragraph(fig, text, y=0.31, width=170, size=9.5, bottom=0.05)
+    paragraph(fig, text, y=0.31, width=150, size=9.5, bottom=0.05)
     fig.text(0.04, 0.02, f"{len(result.seeds)} seeds per arm and size; within a size and seed "
              "every arm has the same world, training pairs, held-out pairs and initial weights "
              "of the common layers, so transfers are paired differences.", fontsize=8)

@@ -64,9 +64,8 @@ def page_text(subjects) -> Figure:
     ax.axis("off")
     heads = max(len(s.heads) for s in usable)
     col_w = (POINTS[0] - 60) / heads
-    size = 5.2
-    per_line = int((col_w - 60) / (ADVANCE * size))
     y = POINTS[1] - 62
+    size, per_line = _fit(usable, picks, col_w, room=y - 80)
     for s in usable:
         res = s.results[PROBE][0]
         ax.text(30, y, f"{s.label}", fontsize=10, fontweight="bold", va="top")
@@ -78,8 +77,25 @@ def page_text(subjects) -> Figure:
               "exactly 0.0 (a head with no path to a tweet leaves it white). One scale per head "
               "and pair, its largest |value|. Baseline: each tweet's own characters shuffled "
               "(the report's integrated gradients, 8 Gauss-Legendre nodes).",
-              y=min(y, 60) / POINTS[1], width=190, size=8, bottom=0.01)
+              y=min(y, 60) / POINTS[1], width=175, size=8, bottom=0.01)
     return fig
+
+
+def _fit(usable, picks, col_w, room) -> tuple[float, int]:
+    """The largest character size (8 pt down to 5) at which every pair fits in `room` points,
+    and the characters per line at that size."""
+    for size in np.arange(8.0, 4.99, -0.25):
+        per_line = int((col_w - 60) / (ADVANCE * size))
+        height = 0.0
+        for s in usable:
+            height += 17
+            for k in picks:
+                lines = [-(-int(np.sum(codes[k] != PAD)) // per_line) for codes in
+                         s.texts.values()]
+                height += 12 + sum(1.35 * size * n + 2 for n in lines)
+        if height <= room:
+            return float(size), per_line
+    return 5.0, int((col_w - 60) / (ADVANCE * 5.0))
 
 
 def _pair(ax, s, res, k, y, col_w, size, per_line) -> float:

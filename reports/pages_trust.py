@@ -23,32 +23,33 @@ def page_faithfulness(subjects) -> Figure:
     fig = new_page("Do the attributions rank what the heads use? Deletion and insertion")
     shown = [s for s in subjects if s.trust.get("faithfulness") is not None]
     rows = max(len(shown), 1)
-    h = 0.74 / rows
+    h = 0.71 / rows
     for r, s in enumerate(shown):
         res = s.trust["faithfulness"]
         ok = res.measurable()
         for c, kind in enumerate(("deletion", "insertion")):
-            ax = fig.add_axes([0.07 + c * 0.30, 0.14 + (rows - 1 - r) * h, 0.25, h - 0.07])
+            ax = fig.add_axes([0.07 + c * 0.30, 0.18 + (rows - 1 - r) * h, 0.25, h - 0.08])
             curves = res.normalised(kind)  # (M, H, I, N, F)
             areas = res.areas(kind)
             for m, method in enumerate(res.methods):
                 cells = curves[m][ok]  # (cells, N, F)
                 if not cells.size:
                     continue
-                with np.errstate(invalid="ignore"):
-                    mean = np.nanmean(cells, axis=(0, 1))
-                    area = np.nanmean(areas[m][ok])
-                ax.plot(res.fractions, mean, label=f"{method} ({area:.2f})",
+                # Medians over cells and samples: robust to samples whose small span blows
+                # their normalised curve up.
+                median = np.nanmedian(cells.reshape(-1, cells.shape[-1]), axis=0)
+                area = np.nanmedian(areas[m][ok])
+                ax.plot(res.fractions, median, label=f"{method} ({area:.2f})",
                         **STYLE.get(method, dict(lw=1.3)))
             ax.set_title(f"{s.label}: {kind}", fontsize=10)
             ax.set_xlabel(f"fraction of steps {'removed' if kind == 'deletion' else 'restored'}"
                           " (ranked first)", fontsize=8)
-            ax.set_ylabel("normalised head score", fontsize=8)
+            ax.set_ylabel("normalised head score (median)", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.legend(fontsize=6, title="method (area)", title_fontsize=6)
         cells = [f"{res.heads[a]} <- {res.inputs[b]}" for a, b in zip(*np.nonzero(ok))]
-        fig.text(0.68, 0.14 + (rows - 1 - r) * h + h - 0.1,
-                 f"{s.label}: mean over {len(cells)} cell(s)\n" + "\n".join(cells)
+        fig.text(0.68, 0.18 + (rows - 1 - r) * h + h - 0.1,
+                 f"{s.label}: median over {len(cells)} cell(s)\n" + "\n".join(cells)
                  + f"\n{len(res.sample_ids)} samples", fontsize=8, va="top")
     if not shown:
         fig.text(0.04, 0.8, "No faithfulness result was saved for these models.", fontsize=11)
@@ -59,7 +60,7 @@ def page_faithfulness(subjects) -> Figure:
               "per sample (1 at the sample, 0 with the input removed) and averaged over the "
               "cells where a head has a path from the input and removing it moves the score. "
               "A faithful ranking falls fast under deletion (small area) and rises fast under "
-              "insertion (large area); the random order is the floor.", y=0.10, width=190,
+              "insertion (large area); the random order is the floor. Curves and areas are medians over samples (a sample whose score barely moves with the input removed has a large normalised swing).", y=0.10, width=170,
               size=8.5, bottom=0.01)
     _missing(fig, subjects, "faithfulness", "faithfulness result")
     return fig
@@ -104,7 +105,7 @@ def page_sanity(subjects) -> Figure:
             "ignores the model (each step's features through a fixed random projection) and "
             "must fail. Mean over the cells with a path and the samples. ")
     text += ("Verdicts: " + "; ".join(verdicts) + ".") if verdicts else "No method fails."
-    paragraph(fig, text, y=0.20, width=190, size=8.5, bottom=0.02)
+    paragraph(fig, text, y=0.20, width=170, size=8.5, bottom=0.02)
     _missing(fig, subjects, "sanity", "sanity result")
     return fig
 

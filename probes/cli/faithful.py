@@ -31,11 +31,11 @@ def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, **kw):
     if as_json:
         import numpy as np
 
-        def means(a):
+        def medians(a):
             with warnings.catch_warnings():  # a cell without a path is all NaN: no mean
                 warnings.simplefilter("ignore", RuntimeWarning)
-                m = np.nanmean(np.where(res.measurable()[None, :, :, None], a, np.nan),
-                               axis=3)
+                m = np.nanmedian(np.where(res.measurable()[None, :, :, None], a, np.nan),
+                                 axis=3)
             return [[[None if not np.isfinite(v) else float(v) for v in row] for row in hm]
                     for hm in m]
 
@@ -43,11 +43,11 @@ def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, **kw):
                                "inputs": list(res.inputs), "methods": list(res.methods),
                                "fractions": res.fractions.tolist(), "samples": n,
                                "measurable": res.measurable().tolist(),
-                               "deletion_area": means(dele), "insertion_area": means(ins)}))
+                               "deletion_area": medians(dele), "insertion_area": medians(ins)}))
         return
     header, rows = res.table()
-    click.echo(f"areas under the normalised curves over {n} samples, mean \u00b1 95% "
-               "half-width; deletion: lower is more faithful, insertion: higher")
+    click.echo(f"areas under the normalised curves over {n} samples, median [interquartile "
+               "range]; deletion: lower is more faithful, insertion: higher")
     click.echo(table(header, rows, align="ll" + "r" * len(res.methods)))
 
 
