@@ -147,11 +147,13 @@ def test_ctrl_c_while_saving_is_held_until_both_files_are_written(files, tmp_pat
         return written
 
     monkeypatch.setattr(atomic, "write_npz", then_ctrl_c)
+    # The handler in force before (Python's default, or SIG_IGN in a background job).
+    before = signal.getsignal(signal.SIGINT)
     result = cli(_ablate(files, tmp_path), code=1)
     assert "Aborted!" in result.output  # the interrupt is not lost, only held
     saved = presult.load(tmp_path / f"{STEM}.json")  # and the pair is complete
     assert saved.effects.shape == (3, 3, N)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # and the handler is restored
 
 
 @pytest.mark.slow
