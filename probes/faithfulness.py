@@ -26,7 +26,7 @@ import numpy as np
 
 from probes import data as pdata
 from probes import resultio
-from probes.forward import chunk_width, chunks, compiled_forward, run_chunk
+from probes.forward import chunks, compiled_forward, run_all, run_chunk
 from probes.graph import structure
 from probes.lazy import coded_width
 
@@ -221,21 +221,13 @@ def _present(x, coded: bool, empty) -> np.ndarray:
 
 def _scores_at(forward, values, batch_size):
     """Signed scores at the samples (H, N), each head's sign (H, N) and unit (H, N)."""
-    outs = _run(forward, values, batch_size)  # H x (N, C)
+    outs = run_all(forward, values, batch_size)  # H x (N, C)
     units = np.stack([o.argmax(axis=1) if o.shape[1] > 1 else np.zeros(len(o), int)
                       for o in outs])
     raw = np.stack([o[np.arange(len(o)), u] for o, u in zip(outs, units)])
     sign = np.stack([np.where(r >= 0, 1.0, -1.0) if o.shape[1] == 1 else np.ones_like(r)
                      for o, r in zip(outs, raw)])
     return sign * raw, sign, units
-
-
-def _run(forward, values, batch_size):
-    n = values[0].shape[0]
-    width = chunk_width(n, batch_size)
-    pieces = [run_chunk(forward, [np.asarray(v[a:b]) for v in values], width)
-              for a, b in chunks(n, batch_size)]
-    return [np.concatenate(p) for p in zip(*pieces)]
 
 
 def _importances(model, xs, rng, methods, sign, units, batch_size, seed) -> dict:

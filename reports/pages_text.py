@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from probes import textmaps
 from reports.layout import POINTS, new_page, paragraph
 
 PROBE = "attribution/integrated_gradients"
@@ -106,7 +107,7 @@ def _pair(ax, s, res, k, y, col_w, size, per_line) -> float:
         x = 30 + h * col_w
         yy = y
         maps = [m[h, k] for m in res.maps]
-        top = max(float(np.max(np.abs(m))) for m in maps)
+        top = textmaps.scale(maps)  # the terminal's scale (probe attribute --show)
         ax.text(x, yy, f"pair {int(res.sample_ids[k])}, {head}", fontsize=7, va="top",
                 color="0.25")
         yy -= 9
