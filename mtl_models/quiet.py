@@ -22,8 +22,12 @@ class _NoRetracingNotice(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
-def import_tensorflow():
-    """Imports tensorflow and keras quietly (once); returns the tensorflow module."""
+def import_tensorflow(before_start=None):
+    """Imports tensorflow and keras quietly (once); returns the tensorflow module.
+
+    `before_start` is called after the first import and before the first op starts
+    TensorFlow's devices (what must precede it: splitting the CPU into logical devices).
+    """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,6 +39,8 @@ def import_tensorflow():
         import keras  # noqa: F401
         import tensorflow as tf
 
+        if before_start is not None:
+            before_start()
         tf.constant(0.0) + 1.0  # the second banner comes with the first op
     finally:
         os.dup2(saved, 2)

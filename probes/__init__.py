@@ -6,6 +6,8 @@
     print(result)                                           # the dependency matrix
     path = result.save("results/")                          # JSON + .npz
     same = probes.load(path)                                # bit for bit
+    part = probes.attribute(model, data, steps=32, shard="2/4")  # shard 2 of 4 of the samples
+    whole = probes.merge([part1, part2, part3, part4])      # equal to the unsharded run
 
 Importing this package does not import TensorFlow; the probes do when they run.
 """
@@ -21,10 +23,12 @@ from probes.api import (
     interaction,
     load_data,
     load_model,
+    merge,
     sanity,
     structure,
     task_gradients,
 )
+from probes.devices import use as on_devices
 from probes.result import ProbeResult
 from probes.resultio import load, save
 from probes.stats import summarize
@@ -35,5 +39,5 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was no
     __version__ = "0+unknown"
 
 __all__ = ["ProbeResult", "__version__", "ablate", "attribute", "coupling", "decompose",
-           "faithfulness", "interaction", "load", "load_data", "load_model", "sanity", "save",
-           "structure", "summarize", "task_gradients"]
+           "faithfulness", "interaction", "load", "load_data", "load_model", "merge",
+           "on_devices", "sanity", "save", "structure", "summarize", "task_gradients"]

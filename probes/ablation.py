@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from probes import data as pdata
-from probes.forward import chunk_width, chunks, compiled_forward, pad_rows, run_chunk
+from probes.forward import chunk_width, compiled_forward, layout, place, run_chunk
 from probes.graph import structure
 from probes.lazy import coded_width
 from probes.losses import head_losses, sample_losses
@@ -94,8 +94,11 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
     plans = [_plan(mode, x, b.codes if w else b, ids, rng, permutations, window, noise_scale,
                    empty=e) for x, b, w, e in zip(xs, bg, encoded, empty)]
     heads = pdata.output_names(model)
+    # The passes of a run over the whole background: a subset's rows equal the full run's.
+    total = n if sample_ids is None else len(bg[0])
     effects, loss_effects, profile = _ablate(compiled_forward(model, encoded), xs, plans, ys,
-                                             batch_size, heads, head_losses(model))
+                                             batch_size, heads, head_losses(model),
+                                             ids=ids, total=total)
     params = {"mode": mode, "seed": seed, "batch_size": int(batch_size)}
     if mode in ("shuffle", "noise"):
         params["permutations"] = int(permutations)
@@ -153,7 +156,7 @@ def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale, empty=0) -> 
     return _Plan(-(-steps // w), occlude, window=w)
 
 
-def _ablate(forward, xs, plans, ys, batch_size, heads, losses=()):
+def _ablate(forward, xs, plans, ys, batch_size, heads, losses=(), ids=None, total=None):
     """Effects (H, I, N), loss effects (H, I, N) or None, occlusion profile or None.
 
     The ablated copies (input i, draw k) of a chunk of samples are packed side by side into
@@ -163,10 +166,14 @@ def _ablate(forward, xs, plans, ys, batch_size, heads, losses=()):
     see input i gets bit-identical values at bit-identical positions, hence exactly 0.0.
     Inputs are read only as row slices and index arrays of one chunk at a time, so a lazy
     input (probes.lazy) is encoded chunk by chunk: memory is bounded by `batch_size`.
+    Samples `ids` of `total` (default: all of them) go in the passes of forward.layout, so a
+    subset's rows equal the full run's bit for bit.
     """
     n = xs[0].shape[0]
     n_in, h = len(xs), len(heads)
-    width = chunk_width(n, batch_size)
+    if ids is None:
+        ids, total = np.arange(n), n
+    width = chunk_width(total, batch_size)
     copies = [(i, k) for i, plan in enumerate(plans) for k in range(plan.count)]
     passes = -(-len(copies) // max(1, batch_size // width))
     per_pass = -(-len(copies) // passes)  # near-equal packs: little padding in the last
@@ -174,17 +181,18 @@ def _ablate(forward, xs, plans, ys, batch_size, heads, losses=()):
     loss_fx = np.zeros((h, n_in, n)) if ys is not None else None
     windows = max(plan.count for plan in plans)
     profile = np.zeros((h, n_in, n, windows)) if plans[0].window is not None else None
-    for start, stop in chunks(n, batch_size):
+    for p in layout(ids, total, batch_size):
+        start, stop = p.start, p.stop
         rows = np.arange(start, stop)
         chunk = [np.asarray(x[start:stop]) for x in xs]
-        base = _finite(_packed(forward, chunk, [None] * per_pass, plans, rows, width),
+        base = _finite(_packed(forward, chunk, [None] * per_pass, plans, rows, p),
                        heads, start)  # per_pass x H x (b, C)
         base_loss = _losses(base[0], ys, rows, losses) if ys is not None else None
         firsts = np.cumsum([0] + [o.shape[1] for o in base[0][:-1]])  # first unit per head
         for first in range(0, len(copies), per_pass):
             pack = copies[first:first + per_pass]
             outs = _finite(_packed(forward, chunk, pack + [None] * (per_pass - len(pack)),
-                                   plans, rows, width), heads, start)
+                                   plans, rows, p), heads, start)
             for c, (i, k) in enumerate(pack):
                 # Every head at once: |change| summed over each head's own output units.
                 diff = np.abs(np.concatenate(outs[c], axis=1) - np.concatenate(base[c], axis=1))
@@ -200,14 +208,16 @@ def _ablate(forward, xs, plans, ys, batch_size, heads, losses=()):
     return effects, loss_fx, profile
 
 
-def _packed(forward, chunk, pack, plans, rows, width):
-    """One pass over the copies in `pack` ((i, k) or None for unablated), each padded to
-    `width` rows; returns per copy the H x (b, C) outputs of its b real rows."""
-    b = len(rows)
-    blocks = [[pad_rows(plans[c[0]].variant(c[1], rows, x) if c and c[0] == j else x, width)
+def _packed(forward, chunk, pack, plans, rows, p):
+    """One pass over the copies in `pack` ((i, k) or None for unablated), each a block of
+    `p.width` rows with the chunk's b rows at `p.offset` (forward.place); returns per copy the
+    H x (b, C) outputs of its b real rows."""
+    b, width = len(rows), p.width
+    blocks = [[place(plans[c[0]].variant(c[1], rows, x) if c and c[0] == j else x, p)
                for c in pack] for j, x in enumerate(chunk)]
     outs = run_chunk(forward, [np.concatenate(blk) for blk in blocks], len(pack) * width)
-    return [[o[c * width:c * width + b] for o in outs] for c in range(len(pack))]
+    at = p.offset
+    return [[o[c * width + at:c * width + at + b] for o in outs] for c in range(len(pack))]
 
 
 def _finite(copies, heads, start):

@@ -48,32 +48,51 @@ def resolve(model, data, labels=None, samples=None):
     return model, data, labels, name or model.name
 
 
-def run(probe: str, model, data, labels, seed, samples, params):
-    """A registered probe on resolved model and data, with the family's random stream."""
+def run(probe: str, model, data, labels, seed, samples, params, shard=None):
+    """A registered probe on resolved model and data, with the family's random stream (shard
+    (K, N) or "K/N" of the samples with `shard`: probes.shards.run_shard)."""
     from probes.registry import PROBES
     from probes.suite import STREAMS
 
     model, data, labels, name = resolve(model, data, labels, samples)
+    if shard is not None:
+        from probes.shards import run_shard
+
+        return run_shard(probe, model, data, shard=shard, labels=labels, seed=seed,
+                         model_name=name, **params)
     rng = generator(seed, STREAMS.get(probe.split("/")[0], "probe"))
     return PROBES[probe](model, data, rng=rng, labels=labels, seed=seed, model_name=name,
                          **params)
 
 
 def ablate(model, data, *, labels=None, mode: str = "shuffle", seed: int = 0,
-           batch_size: int = 256, samples: int | None = None, **params):
+           batch_size: int = 256, samples: int | None = None, shard=None, **params):
     """How far each head moves when each input is ablated (see probes.ablation.ablate for
     the modes and `params`). Returns a ProbeResult: `.verdict(head, input)`, `.share(...)`,
-    `print(result)`, `.save(dir)`."""
+    `print(result)`, `.save(dir)`. With `shard` ("K/N"), only shard K of N of the samples: a
+    partial result for `merge`."""
     return run(f"ablation/{mode}", model, data, labels, seed, samples,
-                dict(params, batch_size=batch_size))
+               dict(params, batch_size=batch_size), shard)
 
 
 def attribute(model, data, *, labels=None, method: str = "integrated_gradients",
-              seed: int = 0, batch_size: int = 256, samples: int | None = None, **params):
+              seed: int = 0, batch_size: int = 256, samples: int | None = None, shard=None,
+              **params):
     """Gradient attributions of every head to every input (see probes.attribution.attribute
-    for the methods, `target`, baselines and `params`). Returns a ProbeResult."""
+    for the methods, `target`, baselines and `params`). Returns a ProbeResult. With `shard`
+    ("K/N"), only shard K of N of the samples (integrated gradients then needs `steps`)."""
     return run(f"attribution/{method}", model, data, labels, seed, samples,
-                dict(params, batch_size=batch_size))
+               dict(params, batch_size=batch_size), shard)
+
+
+def merge(parts):
+    """The full result from the shards of one run: ProbeResults, or the paths of their saved
+    .json files (probes.shards.merge: equal to the unsharded run's, or ValueError)."""
+    from probes import resultio
+    from probes.shards import merge as merge_parts
+
+    return merge_parts([resultio.load(p, "probe") if isinstance(p, (str, Path)) else p
+                        for p in parts])
 
 
 def structure(model, data=None, **_):

@@ -31,7 +31,7 @@ import numpy as np
 from probes import data as pdata
 from probes.attribution_checks import check_connected, unreliable_cells
 from probes.baselines import Constant, Difference, Rows, baseline_arrays
-from probes.forward import chunk_width, chunks, compiled_forward, pad_rows, run_all
+from probes.forward import compiled_forward, layout, place, run_all
 from probes.gradients import QUADRATURES, Plan, evaluate_paths, path_function, points_forward
 from probes.gradients import quadrature as quadrature_nodes
 from probes.graph import heads as model_heads
@@ -101,8 +101,11 @@ def attribute(model, inputs, *, rng: np.random.Generator,
     n = xs[0].shape[0]
     bg = xs if background is None else pdata.canonical_inputs(model, background, "background")
     ids = pdata.canonical_sample_ids(sample_ids, n, len(bg[0]))
+    # Passes laid out as in a run over the whole background: a subset's rows (a shard's)
+    # equal the full run's bit for bit (probes.forward.layout).
+    where = (ids, n if sample_ids is None else len(bg[0]))
     tok = token_plan(model, names)
-    row_heads, row_names, selectors = _targets(model, pairs, xs, target, batch_size)
+    row_heads, row_names, selectors = _targets(model, pairs, xs, target, batch_size, where)
     base = None
     if method == "integrated_gradients":
         base = baseline_arrays(baseline, xs, bg, rng, names)
@@ -131,14 +134,15 @@ def attribute(model, inputs, *, rng: np.random.Generator,
     if method == "integrated_gradients":
         params["baseline"] = baseline if isinstance(baseline, str) else "array"
         red, gaps, used = _integrated(model, plan, fn, xs, base, tokens, selectors, steps,
-                                      quadrature, tolerance, max_steps, batch_size, with_profile)
+                                      quadrature, tolerance, max_steps, batch_size, with_profile,
+                                      where)
         params.update(steps=used, quadrature=quadrature, tolerance=tolerance,
                       median_gap=float(np.median(gaps)),
                       converged=bool(np.median(gaps) < tolerance),
                       samples_over_5pct=int(np.sum(gaps > 0.05)))
     else:
         red = _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size,
-                     with_profile, tokens, selectors)
+                     with_profile, tokens, selectors, where)
         if method == "smoothgrad":
             params.update(noise_samples=int(noise_samples), noise_scale=float(noise_scale))
     reach = structure(model).reach[list(row_heads)]  # (R, I)
@@ -170,13 +174,13 @@ def _check_options(method, space, quadrature, steps, target):
                          f"received {target!r}")
 
 
-def _targets(model, pairs, xs, target, batch_size):
+def _targets(model, pairs, xs, target, batch_size, where):
     """Score rows: (head index per row, row names, per row (N, C) float32 unit weights)."""
     n = xs[0].shape[0]
     units = [int(np.prod(tensor.shape[1:])) for _, tensor in pairs]
     predicted = None
     if target == "predicted" and any(c > 1 for c in units):
-        outs = run_all(compiled_forward(model), xs, batch_size)  # H x (N, C)
+        outs = run_all(compiled_forward(model), xs, batch_size, *where)  # H x (N, C)
         predicted = [o.argmax(axis=1) for o in outs]
     row_heads, row_names, selectors = [], [], []
     for h, ((head, _), c) in enumerate(zip(pairs, units)):
@@ -199,7 +203,7 @@ def _targets(model, pairs, xs, target, batch_size):
 
 
 def _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size, with_profile,
-           tokens, selectors):
+           tokens, selectors, where):
     """saliency, input_x_gradient, smoothgrad: the gradient at x (averaged over noise)."""
     zeros = [np.zeros((1,) + x.shape[1:], np.float32) for x in xs]
     ones = [Constant(1.0, x.shape) for x in xs]
@@ -213,14 +217,14 @@ def _local(fn, method, xs, bg, rng, noise_samples, noise_scale, batch_size, with
     factors = xs if method == "input_x_gradient" else ones
     return evaluate_paths(fn, xs, [Constant(0.0, x.shape) for x in xs], extras,
                           np.zeros(k), np.full(k, 1.0 / k), factors, batch_size, with_profile,
-                          tokens, selectors)
+                          tokens, selectors, *where)
 
 
 PILOT = 16  # samples that choose the automatic step count before the full run
 
 
 def _integrated(model, plan, fn, xs, base, tokens, selectors, steps, quadrature, tolerance,
-                max_steps, batch_size, with_profile):
+                max_steps, batch_size, with_profile, where):
     """Integrated gradients with automatic steps -> (Reduced, gaps (H, N), steps used).
 
     Automatic steps: double from 8 on the first PILOT samples until their median relative gap
@@ -231,8 +235,8 @@ def _integrated(model, plan, fn, xs, base, tokens, selectors, steps, quadrature,
     """
     forward = points_forward(model, plan)
     originals = xs if plan.masks else []  # masks from the sample, at both ends
-    delta = (_scores(forward, xs, tokens, selectors, originals, batch_size)
-             - _scores(forward, base, tokens, selectors, originals, batch_size))  # (R, N)
+    delta = (_scores(forward, xs, tokens, selectors, originals, batch_size, where)
+             - _scores(forward, base, tokens, selectors, originals, batch_size, where))
 
     def run(s, rows):
         sub = [Rows(x, rows) for x in xs]
@@ -243,7 +247,7 @@ def _integrated(model, plan, fn, xs, base, tokens, selectors, steps, quadrature,
         red = evaluate_paths(fn, b, deltas, extras, alphas, weights, deltas, batch_size,
                              with_profile, [None if t is None else Rows(t, rows)
                                             for t in tokens],
-                             [Rows(sel, rows) for sel in selectors])
+                             [Rows(sel, rows) for sel in selectors], where[0][rows], where[1])
         d = delta[:, rows]
         # Relative gap; differences below 1e-6 (float32 noise of the outputs) are not divided.
         gaps = np.abs(red.signed_sum.sum(axis=1) - d) / np.maximum(np.abs(d), 1e-6)
@@ -277,19 +281,20 @@ def _stalled(medians) -> bool:
     return len(medians) >= 3 and medians[-1] > 0.5 * medians[-3]
 
 
-def _scores(forward, points, tokens, selectors, originals, batch_size) -> np.ndarray:
+def _scores(forward, points, tokens, selectors, originals, batch_size, where) -> np.ndarray:
     """(R, N) each score row at the points (token inputs: embedding-space points, their ids
-    in `tokens`; masks from `originals`), in near-equal chunks padded to one shape."""
-    n = points[0].shape[0]
-    rows = chunk_width(n, batch_size)
+    in `tokens`; masks from `originals`), in the passes of probes.forward.layout for the
+    samples `where` = (ids, total)."""
     out = []
-    for a, b in chunks(n, batch_size):
-        def cut(arrays, dtype, a=a, b=b):
-            return [pad_rows(np.broadcast_to(x.row, (b - a,) + x.row.shape[1:])
-                             if hasattr(x, "row") else np.asarray(x[a:b], dtype), rows)
+    for p in layout(*where, batch_size):
+        def cut(arrays, dtype, p=p):
+            b = p.stop - p.start
+            return [place(np.broadcast_to(x.row, (b,) + x.row.shape[1:])
+                          if hasattr(x, "row") else np.asarray(x[p.start:p.stop], dtype), p)
                     for x in arrays]
 
         ids = [np.zeros((0,), np.int32) if t is None else cut([t], np.int32)[0] for t in tokens]
-        out.append(np.asarray(forward(cut(points, np.float32), ids, cut(selectors, np.float32),
-                                      cut(originals, np.float32)), np.float64)[:, :b - a])
+        scores = forward(cut(points, np.float32), ids, cut(selectors, np.float32),
+                         cut(originals, np.float32))
+        out.append(np.asarray(scores, np.float64)[:, p.offset:p.offset + p.stop - p.start])
     return np.concatenate(out, axis=1)

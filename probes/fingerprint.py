@@ -72,9 +72,15 @@ def combine(model_digest: str, data_digest: str, probe: str, params: dict, *,
             sample_ids=None) -> dict:
     """The fingerprint from the model's and the data's digests (computed once for many
     probes of one model and data), the probe, its parameters and the sample ids."""
-    out = {"model": model_digest, "data": data_digest,
-           "probe": _digest(probe, json.dumps(params, sort_keys=True, default=repr)),
-           "samples": _digest(*([] if sample_ids is None else
-                                [_array_bytes(np.asarray(sample_ids))[1]]))}
+    return with_samples({"model": model_digest, "data": data_digest,
+                         "probe": _digest(probe, json.dumps(params, sort_keys=True,
+                                                            default=repr))}, sample_ids)
+
+
+def with_samples(fp: dict, sample_ids=None) -> dict:
+    """`fp` for other samples (None: all of them, as an unsharded run): its "samples" digest
+    and its key recomputed."""
+    out = dict(fp, samples=_digest(*([] if sample_ids is None else
+                                     [_array_bytes(np.asarray(sample_ids))[1]])))
     out["key"] = _digest(out["model"], out["data"], out["probe"], out["samples"])
     return out

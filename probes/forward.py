@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import weakref
+from typing import NamedTuple
 
 import numpy as np
 
@@ -62,6 +63,7 @@ def compiled_forward(model, encoded: tuple = (), linear: frozenset = frozenset()
 def _compile_forward(model, encoded, linear):
     import tensorflow as tf
 
+    from probes import devices
     from probes.graphrun import logit_heads, run_graph
 
     squashed = logit_heads(model)
@@ -80,8 +82,9 @@ def _compile_forward(model, encoded, linear):
               for x, t in zip(xs, model.inputs)]
         return run_graph(model, xs, linear=linear_ids)
 
-    def forward(xs):
-        return compiled([np.asarray(x, d) for x, d in zip(xs, dtypes)])
+    def forward(xs):  # split by rows across the devices of probes.devices.use, if any
+        return devices.run(compiled, ([np.asarray(x, d) for x, d in zip(xs, dtypes)],),
+                           split=(True,), axes=0)
 
     return forward
 
@@ -112,12 +115,18 @@ def run_chunk(forward, xs: list[np.ndarray], rows: int) -> list[np.ndarray]:
     return [np.asarray(o, dtype=np.float64).reshape(rows, -1)[:b] for o in outs]
 
 
-def run_all(forward, xs, batch_size: int) -> list[np.ndarray]:
-    """Per head (N, C) float64 outputs over all N rows, one pass per chunk (see `chunks`)."""
+def run_all(forward, xs, batch_size: int, ids=None, total: int | None = None
+            ) -> list[np.ndarray]:
+    """Per head (N, C) float64 outputs over all N rows, one pass per chunk (see `chunks`);
+    with `ids` (the rows' samples among `total`), in the passes of `layout`."""
     n = xs[0].shape[0]
-    width = chunk_width(n, batch_size)
-    pieces = [run_chunk(forward, [np.asarray(x[a:b]) for x in xs], width)
-              for a, b in chunks(n, batch_size)]
+    if ids is None:
+        ids, total = np.arange(n), n
+    pieces = []
+    for p in layout(ids, total, batch_size):
+        outs = run_chunk(forward, [place(np.asarray(x[p.start:p.stop]), p) for x in xs],
+                         p.width)
+        pieces.append([o[p.offset:p.offset + p.stop - p.start] for o in outs])
     return [np.concatenate(head) for head in zip(*pieces)]
 
 
@@ -144,3 +153,53 @@ def chunks(n: int, batch_size: int):
     width = chunk_width(n, batch_size)
     for start in range(0, n, width):
         yield start, min(n, start + width)
+
+
+class Pass(NamedTuple):
+    """One pass of a layout: local rows [start, stop) sit at rows [offset, offset + stop -
+    start) of a pass of `width` rows (the rest is padding, discarded)."""
+
+    start: int
+    stop: int
+    offset: int
+    width: int
+
+
+def layout(ids, total: int, batch_size: int) -> list[Pass]:
+    """The passes that compute samples `ids` exactly as a run over all `total` samples does.
+
+    A run over samples 0..total-1 computes them in `chunks(total, batch_size)`, each padded to
+    `chunk_width(total, batch_size)` rows. A row's numbers depend on the pass's shape (a pass
+    of 8 rows rounds a gradient differently from one of 256) and may depend on its position,
+    so a subset (a shard) puts each of its samples in a pass of the same width at the same
+    position as the full run does: its rows then equal the full run's bit for bit. Runs of
+    consecutive ids within one chunk share a pass. With ids 0..n-1 and total n this is
+    `chunks(n, batch_size)` with every offset 0.
+
+    Args:
+        ids: (n,) the samples' rows among the `total`, in the order the caller holds them.
+    Returns:
+        The passes, covering local rows 0..n-1 in order.
+    """
+    ids = np.asarray(ids, np.int64)
+    width = chunk_width(total, batch_size)
+    if len(ids) == 0:
+        return []
+    block = ids // width  # the full run's chunk of each sample
+    breaks = np.flatnonzero((np.diff(ids) != 1) | (np.diff(block) != 0)) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(ids)]])
+    return [Pass(int(a), int(b), int(ids[a] - block[a] * width), width)
+            for a, b in zip(starts, stops)]
+
+
+def place(x: np.ndarray, p: Pass) -> np.ndarray:
+    """The pass's rows: `x` (the stop - start rows of pass `p`) at its offset, padded before
+    with copies of its first row and after with copies of its last (padding is discarded)."""
+    after = p.width - p.offset - x.shape[0]
+    if p.offset == 0:
+        return pad_rows(x, p.width)
+    parts = [np.repeat(x[:1], p.offset, axis=0), x]
+    if after > 0:
+        parts.append(np.repeat(x[-1:], after, axis=0))
+    return np.concatenate(parts, axis=0)

@@ -135,7 +135,12 @@ class PathFunction:
         self.run = _compile_paths(model, plan, with_profile, self.disconnected, with_maps)
 
     def __call__(self, *args):
-        return self.run(*args)
+        from probes import devices
+
+        # per-sample: starts, deltas, factors, tokens, selectors; shared: extras, alphas,
+        # weights. Outputs' sample axes: abs_sums, signed, profile (R, I, b, ...), maps (R, b, ...)
+        return devices.run(self.run, args, split=(True, True, False, False, False, True, True,
+                                                  True), axes=(2, 2, 2, 1))
 
 
 def _compile_paths(model, plan: Plan, with_profile: bool, disconnected: set,
@@ -217,7 +222,13 @@ def _compile_points(model, plan: Plan):
                                        axis=1)
                          for h, sel in zip(plan.rows, selectors)])  # (R, b)
 
-    return run
+    def scores(points, tokens, selectors, originals):  # split across probes.devices.use's
+        from probes import devices
+
+        return devices.run(run, (points, tokens, selectors, originals), split=(True,) * 4,
+                           axes=1)
+
+    return scores
 
 
 def samples_per_pass(n: int, rows: int, nodes: int) -> int:
@@ -229,7 +240,8 @@ def samples_per_pass(n: int, rows: int, nodes: int) -> int:
 
 
 def evaluate_paths(fn, starts, deltas, extras, alphas, weights, factors, rows: int,
-                   with_profile: bool, tokens, selectors) -> Reduced:
+                   with_profile: bool, tokens, selectors, ids=None,
+                   total: int | None = None) -> Reduced:
     """Runs `fn` over chunks of samples so that each pass has at most `rows` rows.
 
     Args:
@@ -241,30 +253,37 @@ def evaluate_paths(fn, starts, deltas, extras, alphas, weights, factors, rows: i
             padded to one fixed shape (see probes.forward.chunks).
         tokens: per input, (N, ...) int32 token ids for a token input, else None.
         selectors: per score row, (N, C) float32 weights of the head's units.
+        ids, total: the samples' rows among `total` (default: 0..N-1 of N): passes laid
+            out as a run over all `total` lays them out (probes.forward.layout), so a
+            subset's rows equal the full run's bit for bit.
     """
-    from probes.forward import chunks, pad_rows
+    from probes.forward import layout, place
 
     n = starts[0].shape[0]
+    if ids is None:
+        ids, total = np.arange(n), n
     most = max(1, rows // len(alphas))
-    per = samples_per_pass(n, rows, len(alphas))  # the width of chunks(n, most)
     alphas = np.asarray(alphas, np.float32)
     weights = np.asarray(weights, np.float32)
     outs = []
     extras = [np.asarray(e, np.float32) for e in extras]
     no_tokens = np.zeros((0,), np.int32)
-    for start, stop in chunks(n, most):
-        def cut(arrays, start=start, stop=stop, dtype=np.float32):
+    for p in layout(ids, total, most):
+        start, stop, at = p.start, p.stop, p.offset
+
+        def cut(arrays, p=p, dtype=np.float32):
             return [x.row if hasattr(x, "row") else
-                    pad_rows(np.asarray(x[start:stop], dtype), per) for x in arrays]
+                    place(np.asarray(x[p.start:p.stop], dtype), p) for x in arrays]
 
         ds = cut(deltas)
-        ids = [no_tokens if t is None else cut([t], dtype=np.int32)[0] for t in tokens]
-        a, s, p, m = fn(cut(starts), ds, extras, alphas, weights,
-                        ds if factors is deltas else cut(factors), ids, cut(selectors))
-        b = stop - start
-        outs.append((np.asarray(a, np.float64)[..., :b], np.asarray(s, np.float64)[..., :b],
-                     np.asarray(p, np.float64)[:, :, :b] if with_profile else None,
-                     [np.asarray(x, np.float64)[:, :b] for x in m]))
+        given = [no_tokens if t is None else cut([t], dtype=np.int32)[0] for t in tokens]
+        a, s, prof, m = fn(cut(starts), ds, extras, alphas, weights,
+                           ds if factors is deltas else cut(factors), given, cut(selectors))
+        real = slice(at, at + stop - start)
+        outs.append((np.asarray(a, np.float64)[..., real],
+                     np.asarray(s, np.float64)[..., real],
+                     np.asarray(prof, np.float64)[:, :, real] if with_profile else None,
+                     [np.asarray(x, np.float64)[:, real] for x in m]))
     with_maps = getattr(fn, "with_maps", False)
     return Reduced(abs_sum=np.concatenate([o[0] for o in outs], axis=2),
                    signed_sum=np.concatenate([o[1] for o in outs], axis=2),

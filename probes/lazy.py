@@ -27,3 +27,41 @@ def coded_width(x) -> int | None:
     if is_lazy(x) and all(hasattr(x, a) for a in ("codes", "features", "empty_code")):
         return int(x.features)
     return None
+
+
+class RowView:
+    """Rows [start, stop) of a lazy input, still lazy: slices, indices and index arrays are
+    read from the underlying input (a coded one-hot input's view keeps its codes' view, so it
+    still travels to the graph as codes). A shard of a lazy input is one."""
+
+    def __init__(self, x, part: slice):
+        self.x, self.start = x, int(part.start or 0)
+        self.stop = int(x.shape[0] if part.stop is None else part.stop)
+        self.shape = (self.stop - self.start,) + tuple(x.shape[1:])
+        self.dtype, self.ndim = x.dtype, x.ndim
+        if coded_width(x) is not None:
+            self.codes = x.codes[self.start:self.stop]
+            self.features, self.empty_code = x.features, x.empty_code
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, slice):
+            a, b, step = index.indices(self.shape[0])
+            return self.x[self.start + a:self.start + b:step]
+        if isinstance(index, (int, np.integer)):
+            return self.x[self.start + range(self.shape[0])[index]]
+        index = np.asarray(index)
+        if index.dtype.kind in "iu":
+            return self.x[self.start + np.arange(self.shape[0])[index]]
+        return np.asarray(self)[index]
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.asarray(self.x[self.start:self.stop])
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def rows_of(x, part: slice):
+    """Rows `part` of an array (a view) or of a lazy input (a RowView, never materialised)."""
+    return RowView(x, part) if is_lazy(x) else x[part]

@@ -69,10 +69,28 @@ def compute(src, probe: str, params: dict):
                          model_name=src.name, **params)
 
 
+def fingerprint_of(src, probe: str, params: dict) -> dict:
+    """The fingerprint of registered `probe` on a source with `params` (seed included)."""
+    return fingerprint(src.model, src.inputs, probe, params, labels=_labels(src, probe))
+
+
 def run(src, probe: str, params: dict):
     """(result, fingerprint) of registered `probe` on a source with `params`."""
-    fp = fingerprint(src.model, src.inputs, probe, params, labels=_labels(src, probe))
-    return compute(src, probe, params), fp
+    return compute(src, probe, params), fingerprint_of(src, probe, params)
+
+
+def run_shard(src, probe: str, params: dict, shard):
+    """(partial result, fingerprint) of shard `shard` ("K/N") of registered per-sample `probe`
+    on a source with `params` (seed included): probes.shards.run_shard, with the fingerprint
+    of the whole run narrowed to the shard's samples."""
+    from probes import shards
+
+    params = dict(params)
+    seed = params.pop("seed", 0)
+    res = shards.run_shard(probe, src.model, src.inputs, shard=shard, labels=_labels(src, probe),
+                           seed=seed, model_name=src.name, **params)
+    fp = fingerprint_of(src, probe, dict(params, seed=seed))
+    return res, shards.shard_fingerprint(fp, res.sample_ids)
 
 
 def save(result, directory, stem: str, fp: dict):

@@ -54,13 +54,13 @@ def test_contract_names_shapes_determinism_subset_and_weights(case, separate):
     assert r1.effects.shape == (2, 2, N) and r1.params["seed"] == 0
     # Same seed, same numbers (bit for bit).
     np.testing.assert_array_equal(_run(name, model, inputs, **kw).effects, r1.effects)
-    # A subset, with the full set as background and its sample ids, gives the same rows.
-    # Passes of 4 rows and of 40 round differently in float32 (~1e-7 relative), hence rtol;
-    # atol=0 keeps the zero cells exactly zero.
+    # A subset, with the full set as background and its sample ids, gives the same rows, bit
+    # for bit: its samples sit in passes of the full run's width at the full run's positions
+    # (probes.forward.layout; a pass of 4 rows would round differently from one of 40).
     rows = np.array([3, 17, 18, 39])
     sub = {k: v[rows] for k, v in inputs.items()}
     r_sub = _run(name, model, sub, background=inputs, sample_ids=rows, **kw)
-    np.testing.assert_allclose(r_sub.effects, r1.effects[:, :, rows], rtol=1e-5, atol=0)
+    np.testing.assert_array_equal(r_sub.effects, r1.effects[:, :, rows])
     assert np.count_nonzero(r_sub.effects) >= 8  # guard: the path cells are not all zero
     # A different seed: the random probes draw other permutations / noise / baselines, so
     # every sample of every path cell moves; the deterministic ones repeat bit for bit.

@@ -6,6 +6,7 @@ import click
 
 from probes.cli.check import check
 from probes.cli.faithful import faithfulness, sanity
+from probes.cli.merge import merge
 from probes.cli.paths import paths
 from probes.cli.probe import ablate, attribute
 from probes.cli.report import report
@@ -20,6 +21,6 @@ def main():
     """Measure how information flows through Keras multi-task models that share weights."""
 
 
-for _command in (report, train, structure, ablate, attribute, faithfulness, sanity, shared,
-                 sharing, paths, check):
+for _command in (report, train, structure, ablate, attribute, merge, faithfulness, sanity,
+                 shared, sharing, paths, check):
     main.add_command(_command)

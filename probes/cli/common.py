@@ -228,20 +228,46 @@ def probe_options(f):
                           "run directory of --variant/--run; none for --model]."),
         click.option("--json", "as_json", is_flag=True,
                      help="Print one JSON object (the contract)."),
+        click.option("--devices", metavar="all|N", default=None, expose_value=False,
+                     callback=use_devices,
+                     help="Split each pass by rows across devices (tf.distribute): 'all' "
+                          "visible GPUs, or the first N; the same numbers as one [default: "
+                          "one]. With no GPU, N logical CPU devices (no faster)."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
 
 
-def run_probe(src, name, seed, params):
-    """(result, fingerprint) of a registered probe on a source; errors end the command."""
+def use_devices(ctx, param, value):
+    """--devices: the rest of the command runs inside probes.devices.use (closed with the
+    command); not a parameter of the probe (the numbers are the same)."""
+    if value is None:
+        return
+    from mtl_models.quiet import import_tensorflow
+    from probes import devices
+
+    try:
+        n = devices.parse(value)
+        import_tensorflow(before_start=lambda: devices.visible(n if n != "all" else None))
+        state = ctx.with_resource(devices.use(n))
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+    if state is not None:
+        progress(f"on {len(state.names)} devices: {', '.join(state.names)}")
+
+
+def run_probe(src, name, seed, params, shard=None):
+    """(result, fingerprint) of a registered probe on a source (of shard (K, N) of its samples
+    with `shard`); errors end the command."""
     import tensorflow as tf
 
     from probes import suite
     from probes.forward import op_message
 
     try:
+        if shard:  # a partial result: statistics come after the merge
+            return suite.run_shard(src, name, dict(params, seed=seed), shard)
         res, fp = suite.run(src, name, dict(params, seed=seed))
         if name.startswith(("ablation/", "attribution/")):
             res.summary  # noqa: B018 (a result the statistics refuse fails here, not later)
@@ -253,9 +279,10 @@ def run_probe(src, name, seed, params):
                         f"model: {op_message(err)}"))
 
 
-def saved_results(src, plan, samples, seed, out_dir) -> dict:
-    """Runs each (probe, params) of `plan` on a source and saves it with its fingerprint in
-    --out, else the run's probes/ (nothing for --model without --out): {probe: result}."""
+def saved_results(src, plan, samples, seed, out_dir, shard=None) -> dict:
+    """Runs each (probe, params) of `plan` on a source (shard (K, N) of its samples with
+    `shard`) and saves it with its fingerprint in --out, else the run's probes/ (nothing for
+    --model without --out): {probe: result}."""
     from probes import filenames, suite
 
     target = out_dir or (src.run_dir / "probes" if src.run_dir else None)
@@ -263,13 +290,13 @@ def saved_results(src, plan, samples, seed, out_dir) -> dict:
         target = writable_dir(target, "--out")
     out = {}
     for name, params in plan:
-        res, fp = run_probe(src, name, seed, params)
+        res, fp = run_probe(src, name, seed, params, shard)
         out[name] = res
         if not target:
             continue
         try:  # a .npz and .json pair, never one without the other
             with deferred_interrupt():
-                path = suite.save(res, target, filenames.stem(name, samples, seed), fp)
+                path = suite.save(res, target, filenames.stem(name, samples, seed, shard), fp)
         except OSError as err:
             fail(ValueError(f"Expected a writable --out directory; received {target}: "
                             f"{err.strerror}"))
@@ -278,20 +305,28 @@ def saved_results(src, plan, samples, seed, out_dir) -> dict:
 
 
 def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=False, show=(),
-                  colour="auto"):
+                  colour="auto", shard=None):
     """Selects the model, runs probe `name`, saves, prints a table or the JSON contract (and,
-    for `show`, those samples' attribution maps on the text)."""
+    for `show`, those samples' attribution maps on the text); with `shard` (K, N), only shard
+    K's samples, saved as a partial result for `probe merge`."""
     from probes import stats
     from probes.cli.maps import check_show, print_maps, use_colour
 
-    selection(kw, need_data=True)
+    which = selection(kw, need_data=True)
     if out_dir:
         writable_dir(out_dir, "--out")  # checked before the work, not after
+    if shard and not out_dir and which == "model_path":
+        raise click.UsageError("Expected --out DIR with --shard and --model (a shard's result "
+                               "is for `probe merge`); received none")
     requested = samples
     src = source(kw, samples)
     for note in src.notes:
         progress(note)
     samples = len(next(iter(src.inputs.values())))
+    if shard:
+        from probes.cli.merge import shard_command
+
+        return shard_command(src, name, samples, seed, out_dir, as_json, params, shard)
     check_show(show, samples)
     if samples < stats.MIN_SAMPLES:
         progress(f"{samples} sample(s) ({'--samples' if requested else 'all the data'}): the "
@@ -313,14 +348,7 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
         click.echo(json.dumps({**stats.to_json(res, summary), **extra}))
         return
     print_matrix(res, summary)
-    if "completeness" in extra:
-        c = extra["completeness"]
-        click.echo(f"completeness: {c['steps']} {c['quadrature']} nodes, median relative "
-                   f"gap {c['median_gap']:.2e}, {c['samples_over_5pct']} samples above 5%")
-        if not res.params["converged"]:
-            click.echo(f"WARNING: the median completeness gap is above "
-                       f"{res.params['tolerance']:.0%}: the attributions are approximate "
-                       "(more --steps, or --baseline shuffle, may help)")
+    print_completeness(res, extra)
     if compare:
         if extra["disagreements"]:
             for d in extra["disagreements"]:
@@ -336,3 +364,16 @@ def print_matrix(res, summary):
     from probes.stats import format_table
 
     click.echo(format_table(res, summary))
+
+
+def print_completeness(res, extra: dict) -> None:
+    """Integrated gradients' completeness line (and its warning), from extra["completeness"]."""
+    if "completeness" not in extra:
+        return
+    c = extra["completeness"]
+    click.echo(f"completeness: {c['steps']} {c['quadrature']} nodes, median relative "
+               f"gap {c['median_gap']:.2e}, {c['samples_over_5pct']} samples above 5%")
+    if not res.params["converged"]:
+        click.echo(f"WARNING: the median completeness gap is above "
+                   f"{res.params['tolerance']:.0%}: the attributions are approximate "
+                   "(more --steps, or --baseline shuffle, may help)")

@@ -8,6 +8,7 @@ from probes.ablation import MODES
 from probes.attribution import METHODS, SPACES
 from probes.baselines import BASELINES
 from probes.cli.common import model_options, probe_command, probe_options
+from probes.cli.merge import shard_option
 from probes.gradients import QUADRATURES
 
 
@@ -29,12 +30,14 @@ def _target(ctx, param, value):
 @click.option("--window", type=click.IntRange(1), default=None,
               help="Occlusion window in time steps [default: length / 14].")
 @probe_options
-def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_json, **kw):
+@shard_option
+def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_json, shard, **kw):
     """How much each head depends on each input: ablate one input at a time and measure how
     far every head's output moves, with bootstrap intervals, a corrected test and a verdict
     per cell, checked against the model graph."""
     probe_command(kw, f"ablation/{mode}", samples, seed, out_dir, as_json,
-                   {"permutations": permutations, "window": window, "batch_size": batch_size})
+                  {"permutations": permutations, "window": window, "batch_size": batch_size},
+                  shard=shard)
 
 
 @click.command()
@@ -69,8 +72,9 @@ def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_js
               help="Colour for --show (auto: on a terminal, unless NO_COLOR is set); without "
                    "colour a line of marks under the text says the same.")
 @probe_options
+@shard_option
 def attribute(method, baseline, steps, quadrature, space, target, compare, maps, show, colour,
-              samples, seed, batch_size, out_dir, as_json, **kw):
+              samples, seed, batch_size, out_dir, as_json, shard, **kw):
     """Gradient attribution of every head to every input, with the same statistics and
     verdicts as `probe ablate`, and the cells where the two disagree; with --show, where in
     the text each head finds its evidence."""
@@ -79,6 +83,6 @@ def attribute(method, baseline, steps, quadrature, space, target, compare, maps,
     if maps or show:
         params["maps"] = True
     probe_command(kw, f"attribution/{method}", samples, seed, out_dir, as_json, params,
-                  compare=compare, show=show, colour=colour)
+                  compare=compare, show=show, colour=colour, shard=shard)
 
 
