@@ -95,15 +95,19 @@ def bootstrap_means(values: np.ndarray, n_boot: int, rng: np.random.Generator,
     """Means of `values` (..., N) over `n_boot` resamples of the N samples -> (..., n_boot).
 
     The same resamples serve every leading index, which keeps ratios between cells paired.
+    Resamples are drawn `block` at a time, fewer past 16,384 samples so that a block's
+    (block, N) draws stay near 4M values (32 MB) however many samples there are.
     """
     n = values.shape[-1]
+    if n > 16384:
+        block = max(1, min(block, 2 ** 22 // n))
     flat = values.reshape(-1, n)
     out = np.empty((flat.shape[0], n_boot))
     for start in range(0, n_boot, block):
         b = min(block, n_boot - start)
         idx = rng.integers(n, size=(b, n))  # (b, N) resampled rows
-        counts = np.zeros((b, n))
-        np.add.at(counts, (np.arange(b)[:, None], idx), 1.0)
+        counts = np.bincount((np.arange(b)[:, None] * n + idx).ravel(),
+                             minlength=b * n).reshape(b, n).astype(np.float64)
         out[:, start:start + b] = flat @ counts.T / n
     return out.reshape(values.shape[:-1] + (n_boot,))
 
