@@ -120,6 +120,12 @@ def compare(probe: str, base: dict, toolkit: dict) -> float | None:
     return worst
 
 
+def path(output: dict) -> str:
+    """Which path the toolkit took, from its JSON: "one-hot" when some input ran from
+    gathered kernel rows (params["one_hot"], probes.onehot_path), else "dense"."""
+    return "one-hot" if output.get("params", {}).get("one_hot") else "dense"
+
+
 def measure(model: str, data: str, sizes: workload.Sizes, *, shared: bool,
             report=print) -> list[dict]:
     """Times every probe against its baseline; one record per probe (see run.py's keys)."""
@@ -165,8 +171,10 @@ def measure(model: str, data: str, sizes: workload.Sizes, *, shared: bool,
             "baseline_median_gap": base.get("median_gap"),
             "toolkit_median_gap": tool.get("completeness", {}).get("median_gap"),
             "toolkit_command": ["probe", *toolkit_args(probe, "M", "D", sizes)],
+            "toolkit_path": path(tool),
         }
         records.append(record)
         report(f"  {probe}: baseline {base_s:.2f}s, toolkit {tool_s:.2f}s, "
-               f"ratio {record['ratio']:.2f} (CPU {record['cpu_ratio']:.2f})")
+               f"ratio {record['ratio']:.2f} (CPU {record['cpu_ratio']:.2f}), "
+               f"{record['toolkit_path']} path")
     return records

@@ -26,6 +26,7 @@ from probes.forward import chunk_width, compiled_forward, layout, place, run_chu
 from probes.graph import structure
 from probes.lazy import coded_width
 from probes.losses import head_losses, sample_losses
+from probes.onehot_path import coded_inputs, gathered_layers
 from probes.result import ProbeResult
 
 MODES = ("shuffle", "zero", "mean", "noise", "occlusion")
@@ -86,7 +87,10 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
                          f"{permutations}, {batch_size}")
     ys = pdata.canonical_labels(model, labels, n) if labels is not None else None
     # Lazy one-hot inputs travel as codes and are encoded in the graph (see compiled_forward)
-    # when the mode's ablated values are codes too: shuffled rows, or PAD for zeros.
+    # when the mode's ablated values are codes too: shuffled rows, or PAD for zeros; so do
+    # one-hot arrays that feed layers run from gathered kernel rows (probes.onehot_path).
+    if mode in CODED:
+        xs, bg = coded_inputs(model, xs, bg)
     encoded = tuple(coded_width(x) if mode in CODED and coded_width(b) == coded_width(x)
                     else None for x, b in zip(xs, bg))
     empty = [x.empty_code if w else 0 for x, w in zip(xs, encoded)]
@@ -99,7 +103,8 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
     effects, loss_effects, profile = _ablate(compiled_forward(model, encoded), xs, plans, ys,
                                              batch_size, heads, head_losses(model),
                                              ids=ids, total=total)
-    params = {"mode": mode, "seed": seed, "batch_size": int(batch_size)}
+    params = {"mode": mode, "seed": seed, "batch_size": int(batch_size),
+              "one_hot": gathered_layers(model, names, encoded)}
     if mode in ("shuffle", "noise"):
         params["permutations"] = int(permutations)
     if mode == "noise":

@@ -32,11 +32,12 @@ from probes import data as pdata
 from probes.attribution_checks import check_connected, unreliable_cells
 from probes.baselines import Constant, Difference, Rows, baseline_arrays
 from probes.forward import compiled_forward, layout, place, run_all
-from probes.gradients import QUADRATURES, Plan, evaluate_paths, path_function, points_forward
+from probes.gradients import QUADRATURES, Plan, evaluate_paths, points_forward
 from probes.gradients import quadrature as quadrature_nodes
 from probes.graph import heads as model_heads
 from probes.graph import structure
 from probes.graphrun import has_masks, logit_heads
+from probes.onehot_grads import path_or_onehot
 from probes.result import ProbeResult
 from probes.tokens import embed, token_plan
 
@@ -51,7 +52,8 @@ def attribute(model, inputs, *, rng: np.random.Generator,
               noise_samples: int = 16, noise_scale: float = 0.15, tolerance: float = 0.01,
               max_steps: int = 512, background=None, batch_size: int = 256,
               seed: int | None = None, sample_ids=None, model_name: str | None = None,
-              target="predicted", labels=None, maps: bool = False) -> ProbeResult:
+              target="predicted", labels=None, maps: bool = False,
+              one_hot_path: bool = True) -> ProbeResult:
     """Gradient attributions of every head to every input.
 
     Args:
@@ -80,6 +82,9 @@ def attribute(model, inputs, *, rng: np.random.Generator,
         maps: also keep the signed attribution per element: per input (H, N, T) summed over
             the feature axis for inputs with 3 or more axes (a one-hot or embedded token's
             attribution, one value per time step), or (H, N, D) whole for (N, D) inputs.
+        one_hot_path: attribute one-hot inputs of Dense/LSTM/GRU/SimpleRNN layers from
+            gathered kernel rows (probes.onehot_grads; the same numbers to float32 rounding);
+            params["one_hot"] names them, and the notes say why others stay dense.
     Returns:
         A ProbeResult with effects (H, I, N) = sum |attribution| (H: a row per head, or per
         unit with target "all"), a profile (H, I, N, T) of
@@ -129,7 +134,9 @@ def attribute(model, inputs, *, rng: np.random.Generator,
               "notes": list(tok.notes), "logit_heads": list(squashed)}
     times = {x.shape[1] if x.ndim >= 3 else None for x in xs}
     with_profile = len(times) == 1 and None not in times
-    fn = path_function(model, plan, with_profile, purpose=method, with_maps=bool(maps))
+    fn, route = path_or_onehot(model, plan, names, method, xs, base, baseline, tok.layers,
+                               with_profile, bool(maps), enabled=one_hot_path)
+    params.update(one_hot=route.used, notes=params["notes"] + list(route.notes))
     gaps = None
     if method == "integrated_gradients":
         params["baseline"] = baseline if isinstance(baseline, str) else "array"

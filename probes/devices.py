@@ -28,7 +28,6 @@ import contextlib
 import contextvars
 import dataclasses
 import os
-import weakref
 
 import numpy as np
 
@@ -45,9 +44,9 @@ class Devices:
     strategy: object
     passes: int = 0
     seen: set = dataclasses.field(default_factory=set)
-    # per tf.function, the tf.function that runs its Python body once per replica
-    functions: "weakref.WeakKeyDictionary" = dataclasses.field(
-        default_factory=weakref.WeakKeyDictionary)
+    # per tf.function, the tf.function that calls it once per replica (they, and the models
+    # their traces hold, go with the block)
+    functions: dict = dataclasses.field(default_factory=dict)
 
 
 def parse(value) -> int | str | None:
@@ -140,8 +139,10 @@ def run(fn, args: tuple, split: tuple, axes):
     """`fn(*args)`, split by sample rows across the current devices' replicas.
 
     Args:
-        fn: a tf.function; its Python body runs once per replica in one traced graph.
-        args: its positional arguments; each either an array or a list of arrays.
+        fn: a tf.function; one tf.function of the block calls it once per replica, each
+            call under its replica's device (the ops of fn run there).
+        args: its positional arguments: arrays, or lists and tuples of them (other values,
+            such as Python flags, are passed as they are and are part of the trace).
         split: per argument, whether it holds per-sample rows. Within such an argument the
             arrays with the pass's b rows (the most of any) are cut into blocks; a (1, ...)
             row or an empty (0,) array goes whole to every replica, as do the other
@@ -153,37 +154,59 @@ def run(fn, args: tuple, split: tuple, axes):
         without that axis, such as an empty placeholder, are the first replica's).
     """
     state = current()
-    leaves = [x for a, s in zip(args, split) if s for x in (a if isinstance(a, list) else [a])]
-    b = max((np.shape(x)[0] for x in leaves if np.ndim(x)), default=0)
-    if state is None or b < len(state.names):
+    if state is None:
         return fn(*args)
     import tensorflow as tf
 
-    strategy, r = state.strategy, len(state.names)
-    edges = np.concatenate([[0], np.cumsum([b // r + (i < b % r) for i in range(r)])])
+    flat = tf.nest.flatten(list(args))
+    cuts = tf.nest.flatten([tf.nest.map_structure(lambda _, s=s: s, a)
+                            for a, s in zip(args, split)])
+    arrays = tuple(hasattr(x, "shape") and hasattr(x, "dtype") for x in flat)
+    b = max((x.shape[0] for x, c, a in zip(flat, cuts, arrays) if c and a and len(x.shape)),
+            default=0)
+    r = len(state.names)
+    if b < r:
+        return fn(*args)
+    heights = [b // r + (i < b % r) for i in range(r)]
+    edges = np.concatenate([[0], np.cumsum(heights)])
+    cut = [c and a and len(x.shape) > 0 and x.shape[0] == b
+           for x, c, a in zip(flat, cuts, arrays)]
 
     def block(ctx):
         i = ctx.replica_id_in_sync_group
-        lo, hi = int(edges[i]), int(edges[i + 1])
-
-        def part(x, cut):
-            x = x[lo:hi] if cut and np.ndim(x) and np.shape(x)[0] == b else x
-            return tf.convert_to_tensor(x)
-
         with tf.device(state.names[i]):  # each replica's rows are copied to its device once
-            return tuple([part(x, s) for x in a] if isinstance(a, list) else part(a, s)
-                         for a, s in zip(args, split))
+            return tuple(tf.convert_to_tensor(x[edges[i]:edges[i + 1]] if k else x)
+                         for x, k, a in zip(flat, cut, arrays) if a)
 
-    values = strategy.experimental_distribute_values_from_function(block)
-    if fn not in state.functions:
-        def replica(*a):  # traced once per replica: records the device its ops were put on
-            outs = fn(*a)
+    skeleton = tf.nest.map_structure(lambda _: 0, list(args))
+    static = tuple(x for x, a in zip(flat, arrays) if not a)
+    key = (fn, static, str(skeleton), tuple((tuple(x.shape), k) if a else None
+                                            for x, k, a in zip(flat, cut, arrays)))
+    if key not in state.functions:
+        # fn traced once per block height, here outside every device scope (a trace inside
+        # a replica's would be one per device); each replica calls it under its device.
+        traced = {}
+        for n in set(heights):
+            specs = [tf.TensorSpec((n,) + tuple(x.shape[1:]) if k else tuple(x.shape),
+                                   tf.as_dtype(x.dtype)) if a else x
+                     for x, k, a in zip(flat, cut, arrays)]
+            traced[n] = fn.get_concrete_function(*tf.nest.pack_sequence_as(skeleton, specs))
+        first = [k for k, a in zip(cut, arrays) if a].index(True)  # a cut array: the height
+
+        def replica(*values):  # traced once per replica: records the device of its outputs
+            given, fixed = iter(values), iter(static)
+            leaves = [next(given) if a else next(fixed) for a in arrays]
+            outs = traced[values[first].shape[0]](*tf.nest.pack_sequence_as(skeleton, leaves))
             state.seen.update(t.device for t in tf.nest.flatten(outs) if t.device)
             return outs
 
-        state.functions[fn] = tf.function(lambda *a: strategy.run(replica, args=a),
-                                          reduce_retracing=True)
-    outs = state.functions[fn](*values)
+        strategy = state.strategy
+        # One graph for all replicas: its executor runs them at once (an eager
+        # strategy.run runs them one after the other). autograph=False: nothing to convert.
+        state.functions[key] = tf.function(lambda *v: strategy.run(replica, args=v),
+                                           autograph=False)
+    outs = state.functions[key](*state.strategy.experimental_distribute_values_from_function(
+        block))
     state.passes += 1
     return _gather(state, outs, axes)
 

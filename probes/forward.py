@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 _FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: a build may ask for another cached function
 
 
 def cached(model, key, build):
@@ -52,7 +52,10 @@ def compiled_forward(model, encoded: tuple = (), linear: frozenset = frozenset()
             all-zero row: the same floats as a coded one-hot input's rows, probes.lazy), else
             None; () for none. A (N, T, F) float32 one-hot input is 4F times the bytes of its
             int32 codes: for the question's inputs, 73 MB against 0.3 MB per 256 rows, copied
-            on every pass.
+            on every pass. A coded input whose every call site is a Dense, LSTM, GRU or
+            SimpleRNN layer reading it directly is never encoded: those call sites run from
+            their kernel rows gathered by code (probes.onehot_path), the same outputs without
+            the input matmul.
     """
     encoded = tuple(encoded) or (None,) * len(model.inputs)
     linear = frozenset(linear)
@@ -65,7 +68,12 @@ def _compile_forward(model, encoded, linear):
 
     from probes import devices
     from probes.graphrun import logit_heads, run_graph
+    from probes.onehot_path import gather_sites, gathered_call
 
+    sites, _ = gather_sites(model)
+    gathered = [bool(width) and i in sites for i, width in enumerate(encoded)]
+    replaced = {(id(layer), index): gathered_call
+                for i in range(len(encoded)) if gathered[i] for layer, index in sites[i]}
     squashed = logit_heads(model)
     linear_ids = frozenset(id(squashed[h]) for h in linear if h in squashed)
     dtypes, specs = [], []
@@ -74,13 +82,15 @@ def _compile_forward(model, encoded, linear):
         dtypes.append("int32" if width else str(t.dtype))
         specs.append(tf.TensorSpec(shape[:-1] if width else shape, dtypes[-1]))
 
-    @tf.function(input_signature=[specs])
+    # autograph=False: no tensor-dependent Python control flow here, and converting
+    # run_graph took seconds of the first call.
+    @tf.function(input_signature=[specs], autograph=False)
     def compiled(xs):
-        xs = [tf.one_hot(x, width, dtype=tf.float32) if width else x
-              for x, width in zip(xs, encoded)]
-        xs = [tf.cast(x, t.dtype) if x.dtype != t.dtype else x
-              for x, t in zip(xs, model.inputs)]
-        return run_graph(model, xs, linear=linear_ids)
+        xs = [x if g else tf.one_hot(x, width, dtype=tf.float32) if width else x
+              for x, width, g in zip(xs, encoded, gathered)]  # gathered: codes stay codes
+        xs = [tf.cast(x, t.dtype) if x.dtype != t.dtype and not g else x
+              for x, t, g in zip(xs, model.inputs, gathered)]
+        return run_graph(model, xs, linear=linear_ids, replaced=replaced)
 
     def forward(xs):  # split by rows across the devices of probes.devices.use, if any
         return devices.run(compiled, ([np.asarray(x, d) for x, d in zip(xs, dtypes)],),

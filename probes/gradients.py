@@ -75,11 +75,12 @@ class Plan:
     masks: bool = False
 
 
-def graph_outputs(model, plan: Plan, points, tokens, k, originals=None):
+def graph_outputs(model, plan: Plan, points, tokens, k, originals=None, replaced=None):
     """Every head's output (b * K, C) at the points; token inputs' graph inputs are their ids
     repeated K times, their Embedding call sites given the points. `originals` (per input,
     (b, ...) samples, or None) are what masks are computed from, repeated K times: a mask
-    stays that of the sample all along its path."""
+    stays that of the sample all along its path. `replaced`: call sites computed by a
+    function instead (probes.graphrun.run_graph; the one-hot path's projections)."""
     import tensorflow as tf
 
     from probes.graphrun import run_graph
@@ -100,7 +101,8 @@ def graph_outputs(model, plan: Plan, points, tokens, k, originals=None):
                 for x, t in zip(xs, model.inputs)]
 
     return run_graph(model, cast(feeds), given=given, linear=plan.linear,
-                     fixed=cast(fixed) if originals is not None and plan.masks else None)
+                     fixed=cast(fixed) if originals is not None and plan.masks else None,
+                     replaced=replaced)
 
 
 def path_function(model, plan: Plan, with_profile: bool, purpose: str = "",
@@ -149,7 +151,9 @@ def _compile_paths(model, plan: Plan, with_profile: bool, disconnected: set,
 
     # Traced per shape, not with an open batch axis: the shape-specific graph of the
     # recurrent gradient ran IG 12% slower when its batch axis was left open (measured).
-    @tf.function(reduce_retracing=True)
+    # autograph=False: the body has no tensor-dependent Python control flow, and converting
+    # it (and run_graph, graph_outputs) took seconds of every first call (measured).
+    @tf.function(reduce_retracing=True, autograph=False)
     def run(starts, deltas, extras, alphas, weights, factors, tokens, selectors):
         k = tf.shape(alphas)[0]
         points, sizes = [], []
@@ -215,7 +219,7 @@ def points_forward(model, plan: Plan):
 def _compile_points(model, plan: Plan):
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # see _compile_paths
     def run(points, tokens, selectors, originals):
         outs = graph_outputs(model, plan, points, tokens, 1, originals if plan.masks else None)
         return tf.stack([tf.reduce_sum(tf.reshape(outs[h], [tf.shape(outs[h])[0], -1]) * sel,

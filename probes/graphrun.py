@@ -10,8 +10,10 @@ express, and must not touch the user's model object to get them:
     that they stay fixed while the points move along a path;
   - a head whose output layer squashes (sigmoid, softmax) can be read before the squashing
     ("logit space"), from a shallow copy of that layer with a linear activation that shares the
-    layer's weights.
-This is the loop of Keras' `Functional._run_through_graph`, with those two substitutions.
+    layer's weights;
+  - a call site can be computed by another function from its own arguments: a layer fed a
+    one-hot input runs from gathered kernel rows (probes.onehot_path).
+This is the loop of Keras' `Functional._run_through_graph`, with those substitutions.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def linear_copy(layer):
 
 
 def run_graph(model, inputs: list, *, given: dict | None = None, linear: frozenset = frozenset(),
-              fixed: list | None = None) -> list:
+              fixed: list | None = None, replaced: dict | None = None) -> list:
     """The model's outputs in `heads` order, computed call site by call site in inference mode.
 
     Args:
@@ -63,6 +65,10 @@ def run_graph(model, inputs: list, *, given: dict | None = None, linear: frozens
         fixed: one tensor per model input (the original samples), from which every op with
             only boolean outputs that reads nothing but inputs and such ops (a mask) is
             computed instead; None computes masks from `inputs` like the rest.
+        replaced: {(id(layer), call index): fn(layer, *args, **kwargs) -> outputs} call
+            sites computed by `fn` instead of the layer, from the call's own arguments (the
+            layer passed is its linear copy where `linear` asks for one): the one-hot path
+            runs a layer from gathered kernel rows (probes.onehot_path).
     """
     import keras
 
@@ -88,7 +94,9 @@ def run_graph(model, inputs: list, *, given: dict | None = None, linear: frozens
                     kwargs["training"] = False
                 if id(op) in linear:
                     op = twins.setdefault(id(op), linear_copy(op))
-                outs = keras.tree.flatten(op(*args, **kwargs))
+                call = replaced.get(key) if replaced else None
+                outs = keras.tree.flatten(call(op, *args, **kwargs) if call else
+                                          op(*args, **kwargs))
             for tensor, value in zip(node.outputs, outs):
                 values[id(tensor)] = value
                 if mask:

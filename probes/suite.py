@@ -93,6 +93,19 @@ def run_shard(src, probe: str, params: dict, shard):
     return res, shards.shard_fingerprint(fp, res.sample_ids)
 
 
+def run_on_ray(src, probe: str, params: dict, **options):
+    """(result, fingerprint) of registered per-sample `probe` on a source with `params` (seed
+    included), its shards run as Ray tasks and merged (probes.fanout.run_on_ray, `options`):
+    the same as `run`'s."""
+    from probes import fanout
+
+    params = dict(params)
+    seed = params.pop("seed", 0)
+    res = fanout.run_on_ray(probe, src.model, src.inputs, labels=_labels(src, probe), seed=seed,
+                            model_name=src.name, params=params, **options)
+    return res, fingerprint_of(src, probe, dict(params, seed=seed))
+
+
 def save(result, directory, stem: str, fp: dict):
     """Saves a result with its fingerprint and records it in the folder's manifest."""
     from probes import resultio

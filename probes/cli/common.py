@@ -213,7 +213,8 @@ def source(kw, samples):
 
 
 def probe_options(f):
-    """--samples, --seed, --batch-size, --out, --json: shared by every probe command."""
+    """--samples, --seed, --batch-size, --out, --json, --devices: shared by every probe
+    command."""
     options = [
         click.option("--samples", type=click.IntRange(1), default=None,
                      help="Samples to probe: the first N held-out pairs, or rows of --data "
@@ -257,9 +258,10 @@ def use_devices(ctx, param, value):
         progress(f"on {len(state.names)} devices: {', '.join(state.names)}")
 
 
-def run_probe(src, name, seed, params, shard=None):
+def run_probe(src, name, seed, params, shard=None, fanout=None):
     """(result, fingerprint) of a registered probe on a source (of shard (K, N) of its samples
-    with `shard`); errors end the command."""
+    with `shard`; its shards run on Ray with `fanout`: probes.cli.fanout); errors end the
+    command."""
     import tensorflow as tf
 
     from probes import suite
@@ -268,7 +270,12 @@ def run_probe(src, name, seed, params, shard=None):
     try:
         if shard:  # a partial result: statistics come after the merge
             return suite.run_shard(src, name, dict(params, seed=seed), shard)
-        res, fp = suite.run(src, name, dict(params, seed=seed))
+        if fanout:  # the same result and fingerprint as the plain run
+            from probes.cli.fanout import run_on_ray
+
+            res, fp = run_on_ray(src, name, dict(params, seed=seed), fanout)
+        else:
+            res, fp = suite.run(src, name, dict(params, seed=seed))
         if name.startswith(("ablation/", "attribution/")):
             res.summary  # noqa: B018 (a result the statistics refuse fails here, not later)
         return res, fp
@@ -279,7 +286,7 @@ def run_probe(src, name, seed, params, shard=None):
                         f"model: {op_message(err)}"))
 
 
-def saved_results(src, plan, samples, seed, out_dir, shard=None) -> dict:
+def saved_results(src, plan, samples, seed, out_dir, shard=None, fanout=None) -> dict:
     """Runs each (probe, params) of `plan` on a source (shard (K, N) of its samples with
     `shard`) and saves it with its fingerprint in --out, else the run's probes/ (nothing for
     --model without --out): {probe: result}."""
@@ -290,7 +297,7 @@ def saved_results(src, plan, samples, seed, out_dir, shard=None) -> dict:
         target = writable_dir(target, "--out")
     out = {}
     for name, params in plan:
-        res, fp = run_probe(src, name, seed, params, shard)
+        res, fp = run_probe(src, name, seed, params, shard, fanout)
         out[name] = res
         if not target:
             continue
@@ -310,9 +317,11 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     for `show`, those samples' attribution maps on the text); with `shard` (K, N), only shard
     K's samples, saved as a partial result for `probe merge`."""
     from probes import stats
+    from probes.cli.fanout import fanout_of
     from probes.cli.maps import check_show, print_maps, use_colour
 
     which = selection(kw, need_data=True)
+    fanout = fanout_of(kw, shard)  # --ray: the shards on Ray, merged (probes.cli.fanout)
     if out_dir:
         writable_dir(out_dir, "--out")  # checked before the work, not after
     if shard and not out_dir and which == "model_path":
@@ -333,14 +342,15 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
                  f"per-sample results are computed and saved, but the statistics need "
                  f"{stats.MIN_SAMPLES}, so tested cells are too_few_samples")
     progress(f"{name} of {src.name} on {samples} samples ...")
-    res = saved_results(src, [(name, params)], samples, seed, out_dir)[name]
+    res = saved_results(src, [(name, params)], samples, seed, out_dir, fanout=fanout)[name]
     summary = res.summary
     for note in res.params.get("notes", ()):
         progress(note)
     extra = {}
     if compare:
         progress("ablation/shuffle on the same samples, to compare ...")
-        ref, _ = run_probe(src, "ablation/shuffle", seed, {"batch_size": params["batch_size"]})
+        ref, _ = run_probe(src, "ablation/shuffle", seed, {"batch_size": params["batch_size"]},
+                           fanout=fanout)
         extra["disagreements"] = stats.disagreements(res, ref)
     if res.completeness_gap is not None:
         extra["completeness"] = stats.completeness(res)

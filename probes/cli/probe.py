@@ -8,6 +8,7 @@ from probes.ablation import MODES
 from probes.attribution import METHODS, SPACES
 from probes.baselines import BASELINES
 from probes.cli.common import model_options, probe_command, probe_options
+from probes.cli.fanout import ray_options
 from probes.cli.merge import shard_option
 from probes.gradients import QUADRATURES
 
@@ -31,6 +32,7 @@ def _target(ctx, param, value):
               help="Occlusion window in time steps [default: length / 14].")
 @probe_options
 @shard_option
+@ray_options
 def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_json, shard, **kw):
     """How much each head depends on each input: ablate one input at a time and measure how
     far every head's output moves, with bootstrap intervals, a corrected test and a verdict
@@ -73,6 +75,7 @@ def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_js
                    "colour a line of marks under the text says the same.")
 @probe_options
 @shard_option
+@ray_options
 def attribute(method, baseline, steps, quadrature, space, target, compare, maps, show, colour,
               samples, seed, batch_size, out_dir, as_json, shard, **kw):
     """Gradient attribution of every head to every input, with the same statistics and
