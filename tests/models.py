@@ -71,3 +71,19 @@ def save_three_by_three(directory, n: int):
     model.save(directory / "model.keras")
     np.savez(directory / "data.npz", **random_inputs(model, n))
     return directory
+
+
+# The text of a module with a custom layer (not registered with Keras), for --custom-module.
+SCALE_MODULE = '''
+import keras
+
+
+class Scale(keras.layers.Layer):
+    """A custom layer (not registered with Keras): x * w, one weight per feature."""
+
+    def build(self, shape):
+        self.w = self.add_weight(shape=(shape[-1],), initializer="ones", name="w")
+
+    def call(self, x):
+        return x * self.w
+'''

@@ -22,21 +22,9 @@ from probes import fanout
 from probes.cli import main
 from probes.registry import PROBES
 from probes.seeds import generator
+from tests.models import SCALE_MODULE
 
 N = 40  # samples: at least the statistics' 20, and 4 shards of 10
-SCALE_MODULE = '''
-import keras
-
-
-class Scale(keras.layers.Layer):
-    """A custom layer (not registered with Keras): x * w, one weight per feature."""
-
-    def build(self, shape):
-        self.w = self.add_weight(shape=(shape[-1],), initializer="ones", name="w")
-
-    def call(self, x):
-        return x * self.w
-'''
 
 
 @pytest.fixture(scope="module")

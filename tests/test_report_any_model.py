@@ -18,20 +18,6 @@ from tests import models as m
 PAGES = 11  # every report has the same pages, whatever the model
 N = 40  # samples in each data file: enough for the statistics (at least 20), still quick
 
-SCALE_MODULE = '''
-import keras
-
-
-class Scale(keras.layers.Layer):
-    """A custom layer (not registered with Keras): x * w, one weight per feature."""
-
-    def build(self, shape):
-        self.w = self.add_weight(shape=(shape[-1],), initializer="ones", name="w")
-
-    def call(self, x):
-        return x * self.w
-'''
-
 
 def _pages(pdf_path) -> list[str]:
     return [page.extract_text() for page in pypdf.PdfReader(str(pdf_path)).pages]
@@ -57,7 +43,7 @@ def _report(directory, model, data, *extra):
 
 def _scale_module(directory):
     path = directory / "scale_layer.py"
-    path.write_text(SCALE_MODULE)
+    path.write_text(m.SCALE_MODULE)
     spec = importlib.util.spec_from_file_location("scale_layer_for_tests", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
