@@ -120,6 +120,11 @@ def _gru_step(cell):
 
     def step(p, states):
         h_tm1 = states[0]
+        if cell.implementation != 1:  # implementation 2: written out once, with its backward
+            from probes.recurrent_grads import gru_forward
+
+            h = gru_forward(cell, p, h_tm1)[0]
+            return h, [h]
         input_bias = recurrent_bias = None
         if cell.use_bias:
             if not cell.reset_after:
@@ -129,46 +134,25 @@ def _gru_step(cell):
                     ops.squeeze(e, axis=0)
                     for e in ops.split(cell.bias, cell.bias.shape[0], axis=0))
         kernel_r = cell.recurrent_kernel
-        if cell.implementation == 1:
-            x_z, x_r, x_h = p[:, :units], p[:, units:units * 2], p[:, units * 2:]
+        x_z, x_r, x_h = p[:, :units], p[:, units:units * 2], p[:, units * 2:]
+        if cell.use_bias:
+            x_z += input_bias[:units]
+            x_r += input_bias[units:units * 2]
+            x_h += input_bias[units * 2:]
+        recurrent_z = ops.matmul(h_tm1, kernel_r[:, :units])
+        recurrent_r = ops.matmul(h_tm1, kernel_r[:, units:units * 2])
+        if cell.reset_after and cell.use_bias:
+            recurrent_z += recurrent_bias[:units]
+            recurrent_r += recurrent_bias[units:units * 2]
+        z = cell.recurrent_activation(x_z + recurrent_z)
+        r = cell.recurrent_activation(x_r + recurrent_r)
+        if cell.reset_after:
+            recurrent_h = ops.matmul(h_tm1, kernel_r[:, units * 2:])
             if cell.use_bias:
-                x_z += input_bias[:units]
-                x_r += input_bias[units:units * 2]
-                x_h += input_bias[units * 2:]
-            recurrent_z = ops.matmul(h_tm1, kernel_r[:, :units])
-            recurrent_r = ops.matmul(h_tm1, kernel_r[:, units:units * 2])
-            if cell.reset_after and cell.use_bias:
-                recurrent_z += recurrent_bias[:units]
-                recurrent_r += recurrent_bias[units:units * 2]
-            z = cell.recurrent_activation(x_z + recurrent_z)
-            r = cell.recurrent_activation(x_r + recurrent_r)
-            if cell.reset_after:
-                recurrent_h = ops.matmul(h_tm1, kernel_r[:, units * 2:])
-                if cell.use_bias:
-                    recurrent_h += recurrent_bias[units * 2:]
-                recurrent_h = r * recurrent_h
-            else:
-                recurrent_h = ops.matmul(r * h_tm1, kernel_r[:, units * 2:])
+                recurrent_h += recurrent_bias[units * 2:]
+            recurrent_h = r * recurrent_h
         else:
-            matrix_x = p
-            if cell.use_bias:
-                matrix_x = ops.add(matrix_x, input_bias)
-            x_z, x_r, x_h = ops.split(matrix_x, 3, axis=-1)
-            if cell.reset_after:
-                matrix_inner = ops.matmul(h_tm1, kernel_r)
-                if cell.use_bias:
-                    matrix_inner += recurrent_bias
-            else:
-                matrix_inner = ops.matmul(h_tm1, kernel_r[:, :2 * units])
-            recurrent_z = matrix_inner[:, :units]
-            recurrent_r = matrix_inner[:, units:units * 2]
-            recurrent_h = matrix_inner[:, units * 2:]
-            z = cell.recurrent_activation(x_z + recurrent_z)
-            r = cell.recurrent_activation(x_r + recurrent_r)
-            if cell.reset_after:
-                recurrent_h = r * recurrent_h
-            else:
-                recurrent_h = ops.matmul(r * h_tm1, kernel_r[:, 2 * units:])
+            recurrent_h = ops.matmul(r * h_tm1, kernel_r[:, units * 2:])
         hh = cell.activation(x_h + recurrent_h)
         h = z * h_tm1 + (1 - z) * hh
         return h, [h]

@@ -162,13 +162,12 @@ def _lstm(cell, p, states):
     return h, [h, c], factors
 
 
-def _gru(cell, p, states):
-    """GRUCell.call (implementation 2, training=False) from p = x_t @ kernel, and its
-    factors ([Fz, Fh Fr, Fh, Fz, Fh Fr, Fh r, z] after, [Fz, Fh, h_ r', z, r] before)."""
+def gru_forward(cell, p, h_tm1):
+    """GRUCell.call's implementation 2 (training=False) from p = x_t @ kernel (b, 3U):
+    (h, hh, z, r, matrix_inner), the new state and what its derivative factors need."""
     from keras import ops
 
     units = cell.units
-    h_tm1 = states[0]
     input_bias = recurrent_bias = None
     if cell.use_bias:
         if not cell.reset_after:
@@ -197,6 +196,17 @@ def _gru(cell, p, states):
         recurrent_h = ops.matmul(r * h_tm1, cell.recurrent_kernel[:, 2 * units:])
     hh = cell.activation(x_h + recurrent_h)
     h = z * h_tm1 + (1 - z) * hh
+    return h, hh, z, r, matrix_inner
+
+
+def _gru(cell, p, states):
+    """GRUCell.call (implementation 2, training=False) from p = x_t @ kernel, and its
+    factors ([Fz, Fh Fr, Fh, Fz, Fh Fr, Fh r, z] after, [Fz, Fh, h_ r', z, r] before)."""
+    from keras import ops
+
+    units = cell.units
+    h_tm1 = states[0]
+    h, hh, z, r, matrix_inner = gru_forward(cell, p, h_tm1)
     fz = (h_tm1 - hh) * (z * (1 - z))
     fh = (1 - z) * (1 - hh * hh)
     if cell.reset_after:
