@@ -116,23 +116,16 @@ def _gru_step(cell):
     """GRUCell.call (training=False) with x_t @ kernel given as p (b, 3U)."""
     from keras import ops
 
+    from probes.recurrent_grads import gru_biases, gru_forward
+
     units = cell.units
 
     def step(p, states):
         h_tm1 = states[0]
         if cell.implementation != 1:  # implementation 2: written out once, with its backward
-            from probes.recurrent_grads import gru_forward
-
             h = gru_forward(cell, p, h_tm1)[0]
             return h, [h]
-        input_bias = recurrent_bias = None
-        if cell.use_bias:
-            if not cell.reset_after:
-                input_bias = cell.bias
-            else:
-                input_bias, recurrent_bias = (
-                    ops.squeeze(e, axis=0)
-                    for e in ops.split(cell.bias, cell.bias.shape[0], axis=0))
+        input_bias, recurrent_bias = gru_biases(cell)
         kernel_r = cell.recurrent_kernel
         x_z, x_r, x_h = p[:, :units], p[:, units:units * 2], p[:, units * 2:]
         if cell.use_bias:

@@ -162,19 +162,24 @@ def _lstm(cell, p, states):
     return h, [h, c], factors
 
 
+def gru_biases(cell):
+    """(input bias, recurrent bias) of a GRUCell, as its call splits them (None for none)."""
+    from keras import ops
+
+    if not cell.use_bias:
+        return None, None
+    if not cell.reset_after:
+        return cell.bias, None
+    return tuple(ops.squeeze(e, axis=0) for e in ops.split(cell.bias, cell.bias.shape[0], axis=0))
+
+
 def gru_forward(cell, p, h_tm1):
     """GRUCell.call's implementation 2 (training=False) from p = x_t @ kernel (b, 3U):
     (h, hh, z, r, matrix_inner), the new state and what its derivative factors need."""
     from keras import ops
 
     units = cell.units
-    input_bias = recurrent_bias = None
-    if cell.use_bias:
-        if not cell.reset_after:
-            input_bias = cell.bias
-        else:
-            input_bias, recurrent_bias = (
-                ops.squeeze(e, axis=0) for e in ops.split(cell.bias, cell.bias.shape[0], axis=0))
+    input_bias, recurrent_bias = gru_biases(cell)
     matrix_x = p
     if cell.use_bias:
         matrix_x = ops.add(matrix_x, input_bias)
