@@ -59,11 +59,14 @@ def main(argv=None) -> int:
     result = json.loads(Path(args.out).read_text())
     result["gpus"] = found
     Path(args.out).write_text(json.dumps(result, indent=1))
-    print("\nratios on this device (toolkit / dense baseline, whole processes):")
+    print("\nratios on this device (toolkit / dense baseline; whole processes, and compute "
+          "inside them):")
     for r in result["probes"]:
         diff = "" if r["max_rel_diff"] is None else f", max rel diff {r['max_rel_diff']:.1e}"
         print(f"  {r['probe']:34s} {r['ratio']:5.2f}x  ({r['toolkit_seconds']:.2f}s vs "
-              f"{r['baseline_seconds']:.2f}s{diff})")
+              f"{r['baseline_seconds']:.2f}s); compute {r['compute_ratio']:5.2f}x "
+              f"({r['toolkit_compute_seconds']:.2f}s vs {r['baseline_compute_seconds']:.2f}s)"
+              f"{diff}; {r['toolkit_path']} path")
     missed = [t for t in result["targets"] if not t["met"]]
     print(f"targets: {len(result['targets']) - len(missed)} met, {len(missed)} missed"
           + "".join(f"\n  MISS {t['target']}: {t['detail']}" for t in missed))

@@ -26,7 +26,24 @@ PROBES = [f"attribution/{m}" for m in GRADIENT] + [f"ablation/{m}" for m in ABLA
 DETERMINISTIC = ("attribution/saliency", "attribution/input_x_gradient",
                  "attribution/integrated_gradients", "ablation/zero", "ablation/mean",
                  "ablation/occlusion")
-CLI = "import sys; from probes.cli import main; sys.argv[0] = 'probe'; sys.exit(main())"
+# The `probe` command, which also writes the seconds of its probe's computation (the registered
+# probe function on the loaded model and data, as the baseline's compute_seconds: no start-up,
+# loading, statistics or printing) to stderr's last line.
+CLI = ("import json, sys, time\n"
+       "from probes import suite\n"
+       "from probes.cli import main\n"
+       "compute, spent = suite.compute, []\n"
+       "def timed(*args, **kwargs):\n"
+       "    started = time.perf_counter()\n"
+       "    out = compute(*args, **kwargs)\n"
+       "    spent.append(time.perf_counter() - started)\n"
+       "    return out\n"
+       "suite.compute = timed\n"
+       "sys.argv[0] = 'probe'\n"
+       "try:\n"
+       "    main()\n"
+       "finally:\n"
+       "    print(json.dumps({'compute_seconds': sum(spent)}), file=sys.stderr, flush=True)\n")
 DRIVER = ("import contextlib, io, json, sys, time\n"
           "from probes.cli import main\n"
           "for args in json.loads(sys.argv[1]):\n"
@@ -75,7 +92,7 @@ def timed(cmd: list[str], timeout: float = 1800) -> dict:
         raise RuntimeError(f"Expected {cmd[:4]}... to succeed; received exit status "
                            f"{proc.returncode}:\n{tail}")
     return {"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
-            "peak_rss_bytes": usage.ru_maxrss * 1024, "stdout": stdout}
+            "peak_rss_bytes": usage.ru_maxrss * 1024, "stdout": stdout, "stderr": stderr}
 
 
 def toolkit_args(probe: str, model: str, data: str, sizes: workload.Sizes) -> list[str]:
@@ -144,10 +161,11 @@ def measure(model: str, data: str, sizes: workload.Sizes, *, shared: bool,
         if shared:
             base, tool = base_lines[index], tool_lines[index]["output"]
             base_s, tool_s = base["compute_seconds"], tool_lines[index]["seconds"]
+            base_compute, tool_compute = base_s, tool_s
             base_rss, tool_rss = base_run["peak_rss_bytes"], tool_run["peak_rss_bytes"]
             base_cpu, tool_cpu = base_run["cpu_seconds"], tool_run["cpu_seconds"]  # all probes
         else:
-            base_s = tool_s = float("inf")
+            base_s = tool_s = base_compute = tool_compute = float("inf")
             for _ in range(sizes.repeats):  # the fastest of the repeats: least disturbed by others
                 b = timed(baseline_cmd([probe], model, data, sizes))
                 t = timed([sys.executable, "-c", CLI,
@@ -158,6 +176,10 @@ def measure(model: str, data: str, sizes: workload.Sizes, *, shared: bool,
                 if t["seconds"] < tool_s:
                     tool_s, tool_cpu, tool_rss = t["seconds"], t["cpu_seconds"], t["peak_rss_bytes"]
                     tool = json.loads(t["stdout"])
+                # Compute seconds: the least disturbed of the repeats, on each side.
+                base_compute = min(base_compute, json.loads(b["stdout"])["compute_seconds"])
+                tool_compute = min(tool_compute, json.loads(
+                    t["stderr"].strip().splitlines()[-1])["compute_seconds"])
         flop = (base["fb_rows"] * workload.gradient_row_flops(sizes)
                 + base["f_rows"] * workload.forward_row_flops(sizes))
         record = {
@@ -165,8 +187,9 @@ def measure(model: str, data: str, sizes: workload.Sizes, *, shared: bool,
             "ratio": tool_s / base_s, "baseline_cpu_seconds": base_cpu,
             "toolkit_cpu_seconds": tool_cpu, "cpu_ratio": tool_cpu / base_cpu,
             "baseline_peak_rss_bytes": base_rss,
-            "toolkit_peak_rss_bytes": tool_rss, "baseline_compute_seconds":
-                base["compute_seconds"], "fb_rows": base["fb_rows"], "f_rows": base["f_rows"],
+            "toolkit_peak_rss_bytes": tool_rss, "baseline_compute_seconds": base_compute,
+            "toolkit_compute_seconds": tool_compute, "compute_ratio": tool_compute / base_compute,
+            "fb_rows": base["fb_rows"], "f_rows": base["f_rows"],
             "gflop": flop / 1e9, "max_rel_diff": compare(probe, base, tool),
             "baseline_median_gap": base.get("median_gap"),
             "toolkit_median_gap": tool.get("completeness", {}).get("median_gap"),
@@ -175,6 +198,7 @@ def measure(model: str, data: str, sizes: workload.Sizes, *, shared: bool,
         }
         records.append(record)
         report(f"  {probe}: baseline {base_s:.2f}s, toolkit {tool_s:.2f}s, "
-               f"ratio {record['ratio']:.2f} (CPU {record['cpu_ratio']:.2f}), "
+               f"ratio {record['ratio']:.2f} (CPU {record['cpu_ratio']:.2f}); compute "
+               f"{base_compute:.2f}s vs {tool_compute:.2f}s, ratio {record['compute_ratio']:.2f}; "
                f"{record['toolkit_path']} path")
     return records

@@ -86,13 +86,13 @@ def attribute(model, data, *, labels=None, method: str = "integrated_gradients",
 
 
 def merge(parts):
-    """The full result from the shards of one run: ProbeResults, or the paths of their saved
-    .json files (probes.shards.merge: equal to the unsharded run's, or ValueError)."""
+    """The full result from the shards of one run: their results (ProbeResult, Faithfulness
+    or Sanity), or the paths of their saved .json files (probes.shards.merge: equal to the
+    unsharded run's, or ValueError)."""
     from probes import resultio
     from probes.shards import merge as merge_parts
 
-    return merge_parts([resultio.load(p, "probe") if isinstance(p, (str, Path)) else p
-                        for p in parts])
+    return merge_parts([resultio.load(p) if isinstance(p, (str, Path)) else p for p in parts])
 
 
 def structure(model, data=None, **_):
@@ -139,17 +139,18 @@ def interaction(model, data, *, labels=None, seed: int = 0, batch_size: int = 25
 
 
 def faithfulness(model, data, *, labels=None, seed: int = 0, batch_size: int = 256,
-                 samples: int | None = None, **params):
+                 samples: int | None = None, shard=None, **params):
     """Deletion and insertion curves of the attribution methods (`methods`) on every head and
-    input (probes.faithfulness.Faithfulness: `.areas(kind)`, `.table()`)."""
+    input (probes.faithfulness.Faithfulness: `.areas(kind)`, `.table()`). With `shard`
+    ("K/N"), only shard K of N of the samples (`merge` puts the shards together)."""
     return run("faithfulness", model, data, labels, seed, samples,
-               dict(params, batch_size=batch_size))
+               dict(params, batch_size=batch_size), shard)
 
 
 def sanity(model, data, *, labels=None, seed: int = 0, batch_size: int = 256,
-           samples: int | None = None, **params):
+           samples: int | None = None, shard=None, **params):
     """Cascading randomisation of the model's layers and the rank correlation of each
     method's maps (`methods`) with the trained model's (probes.sanity.Sanity: `.verdict`,
-    `.interval`, `.table()`)."""
+    `.interval`, `.table()`). With `shard` ("K/N"), only shard K of N of the samples."""
     return run("sanity", model, data, labels, seed, samples,
-               dict(params, batch_size=batch_size))
+               dict(params, batch_size=batch_size), shard)

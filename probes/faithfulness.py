@@ -26,35 +26,12 @@ import numpy as np
 
 from probes import data as pdata
 from probes import resultio
-from probes.forward import chunks, compiled_forward, run_all, run_chunk
+from probes.forward import chunks, compiled_forward, layout, place, run_all, run_chunk
 from probes.graph import structure
 from probes.lazy import coded_width
+from probes.method_maps import GRADIENT_METHODS, SETTINGS, first_rows, maps_of, subset
 
-GRADIENT_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad")
 METHODS = GRADIENT_METHODS + ("occlusion", "random")
-# Every method's maps come from the zero baseline (what deletion removes to) with fixed costs:
-# integrated gradients' automatic steps go up to 128 nodes on concat from the zero tweet, and a
-# ranking needs no 1% completeness gap.
-SETTINGS = {"integrated_gradients": {"steps": 16}, "smoothgrad": {"noise_samples": 8}}
-
-
-def maps_of(model, xs, method, rng, batch_size, seed):
-    """The signed maps of a gradient method (probes.attribution, maps=True) as every check
-    here computes them: zero baseline, logit space, SETTINGS."""
-    from probes.attribution import attribute
-
-    return attribute(model, xs, rng=rng, method=method, maps=True, baseline="zero",
-                     batch_size=batch_size, seed=seed, target="predicted",
-                     **SETTINGS.get(method, {})).maps
-
-
-def first_rows(xs, first):
-    """The first `first` rows of every input (all of them for None)."""
-    if first is None:
-        return xs
-    if int(first) < 1:
-        raise ValueError(f"Expected first >= 1 samples; received {first}")
-    return [x[:int(first)] for x in xs]
 FRACTIONS = tuple(np.round(np.linspace(0, 1, 11), 10))
 # |score(sample) - score(input removed)| below this (logit units) cannot be normalised.
 FLAT = 1e-6
@@ -140,7 +117,7 @@ def _median(values) -> str:
 
 def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
                  fractions=FRACTIONS, batch_size: int = 256, seed: int | None = None,
-                 first: int | None = None, labels=None,
+                 first: int | None = None, background=None, sample_ids=None, labels=None,
                  model_name: str | None = None) -> Faithfulness:
     """Deletion and insertion curves of `methods` on every head and input.
 
@@ -152,6 +129,9 @@ def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
         fractions: increasing, from 0 to 1.
         batch_size: rows per forward pass.
         first: use only the first `first` samples (the report's cap on this probe's cost).
+        background, sample_ids: every sample of the run and the rows of `inputs` among them
+            (a shard, probes.shards): the random order and the passes are the whole run's,
+            so a shard's curves equal the same rows of the unsharded run's.
         labels: accepted for the registry's one signature; not used.
     Returns:
         A Faithfulness result (integrated gradients and smoothgrad with SETTINGS).
@@ -168,6 +148,7 @@ def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
     names = pdata.input_names(model)
     heads = pdata.output_names(model)
     xs = first_rows(pdata.canonical_inputs(model, inputs, "inputs"), first)
+    bg, sub_ids, ids, total = subset(model, xs, background, sample_ids, first)
     for name, x in zip(names, xs):
         if x.ndim < 2:
             raise ValueError(f"Expected inputs with an axis 1 to remove steps along; "
@@ -178,8 +159,9 @@ def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
     forward = compiled_forward(model, encoded, linear=frozenset(heads))
     n = values[0].shape[0]
     present = [_present(v, w is not None, e) for v, w, e in zip(values, encoded, empty)]
-    full, sign, units = _scores_at(forward, values, batch_size)
-    importance = _importances(model, xs, rng, methods, sign, units, batch_size, seed)
+    full, sign, units = _scores_at(forward, values, batch_size, ids, total)
+    importance = _importances(model, xs, rng, methods, sign, batch_size, seed, bg, sub_ids,
+                              ids, total)
     h_n, i_n = len(heads), len(names)
     shape = (len(methods), h_n, i_n, n, fractions.size)
     deletion, insertion = np.empty(shape), np.empty(shape)
@@ -192,7 +174,8 @@ def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
                 order = _orders(importance[method][i if h is None else (h, i)], present[i])
                 for kind, out in (("deletion", deletion), ("insertion", insertion)):
                     scores = _curve(forward, values, i, order, present[i], fractions, kind,
-                                    empty[i], sign, units, batch_size)  # (H, N, F)
+                                    empty[i], sign, units, batch_size, ids,
+                                    total)  # (H, N, F)
                     targets = range(h_n) if h is None else [h]
                     for t in targets:
                         out[m, t, i] = scores[t]
@@ -205,7 +188,7 @@ def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
     return Faithfulness(heads=heads, inputs=names, methods=methods, fractions=fractions,
                         deletion=deletion, insertion=insertion, full=full,
                         empty=empty_scores, structural=structure(model).reach,
-                        sample_ids=np.arange(n), params=params)
+                        sample_ids=ids, params=params)
 
 
 def _present(x, coded: bool, empty) -> np.ndarray:
@@ -219,9 +202,9 @@ def _present(x, coded: bool, empty) -> np.ndarray:
     return out
 
 
-def _scores_at(forward, values, batch_size):
+def _scores_at(forward, values, batch_size, ids, total):
     """Signed scores at the samples (H, N), each head's sign (H, N) and unit (H, N)."""
-    outs = run_all(forward, values, batch_size)  # H x (N, C)
+    outs = run_all(forward, values, batch_size, ids, total)  # H x (N, C)
     units = np.stack([o.argmax(axis=1) if o.shape[1] > 1 else np.zeros(len(o), int)
                       for o in outs])
     raw = np.stack([o[np.arange(len(o)), u] for o, u in zip(outs, units)])
@@ -230,24 +213,26 @@ def _scores_at(forward, values, batch_size):
     return sign * raw, sign, units
 
 
-def _importances(model, xs, rng, methods, sign, units, batch_size, seed) -> dict:
+def _importances(model, xs, rng, methods, sign, batch_size, seed, bg, sub_ids, ids,
+                 total) -> dict:
     """method -> per (head, input) (N, T) importance of each step (higher: removed first);
-    "random" -> per input (N, T) random keys."""
+    "random" -> per input (N, T) random keys (drawn for all `total` samples: a shard's are
+    the unsharded run's)."""
     from probes.ablation import ablate
 
-    n, t = xs[0].shape[0], [x.shape[1] for x in xs]
+    t = [x.shape[1] for x in xs]
     out = {}
     for method in methods:
         if method == "random":
-            out[method] = [rng.random((n, ti)) for ti in t]
+            out[method] = [rng.random((total, ti))[ids] for ti in t]
         elif method == "occlusion":
             res = ablate(model, xs, rng=rng, mode="occlusion", batch_size=batch_size,
-                         seed=seed)
+                         seed=seed, background=bg, sample_ids=sub_ids)
             window = res.params["window"]
             out[method] = {(h, i): np.repeat(res.profile[h, i], window, axis=1)[:, :t[i]]
                            for h in range(len(res.heads)) for i in range(len(xs))}
         else:
-            maps = maps_of(model, xs, method, rng, batch_size, seed)
+            maps = maps_of(model, xs, method, rng, batch_size, seed, bg, sub_ids)
             out[method] = {(h, i): sign[h][:, None] * _per_step(maps[i][h])
                            for h in range(len(sign)) for i in range(len(xs))}
     return out
@@ -265,29 +250,27 @@ def _orders(importance: np.ndarray, present: np.ndarray) -> np.ndarray:
 
 
 def _curve(forward, values, i, order, present, fractions, kind, empty, sign, units,
-           batch_size) -> np.ndarray:
+           batch_size, ids, total) -> np.ndarray:
     """(H, N, F) signed scores with input i's top-ranked steps removed (deletion) or only
-    those present (insertion), per fraction."""
+    those present (insertion), per fraction; in the passes of a run over all `total` samples
+    (probes.forward.layout), F rows per sample."""
     n, f_n = values[0].shape[0], fractions.size
-    lengths = present.sum(axis=1)  # (N,)
     out = np.empty((sign.shape[0], n, f_n))
-    per = max(1, batch_size // f_n)
-    for a, b in chunks(n, per):
-        x = np.asarray(values[i][a:b])
-        rank = np.empty_like(order[a:b])
-        np.put_along_axis(rank, order[a:b], np.arange(order.shape[1])[None], axis=1)
-        k = np.round(fractions[None, :] * lengths[a:b, None]).astype(int)  # (b, F)
-        top = rank[:, None, :] < k[:, :, None]  # (b, F, T): among the first k of the order
-        gone = top if kind == "deletion" else present[a:b, None, :] & ~top
-        gone |= ~present[a:b, None, :]  # absent steps stay absent
-        rows = np.repeat(x, f_n, axis=0)  # (b * F, T, ...)
-        mask = gone.reshape(-1, gone.shape[2])
-        rows[mask] = empty
-        batch = [np.repeat(np.asarray(v[a:b]), f_n, axis=0) if j != i else rows
-                 for j, v in enumerate(values)]
-        outs = run_chunk(forward, batch, (b - a) * f_n)
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(order.shape[1])[None], axis=1)
+    for p in layout(ids, total, max(1, batch_size // f_n)):
+        a, b = p.start, p.stop
+        steps, have = place(rank[a:b], p), place(present[a:b], p)  # (w, T)
+        k = np.round(fractions[None, :] * have.sum(axis=1)[:, None]).astype(int)  # (w, F)
+        top = steps[:, None, :] < k[:, :, None]  # (w, F, T): among the first k of the order
+        gone = top if kind == "deletion" else have[:, None, :] & ~top
+        gone |= ~have[:, None, :]  # absent steps stay absent
+        batch = [np.repeat(place(np.asarray(v[a:b]), p), f_n, axis=0)
+                 for v in values]  # (w * F, T, ...)
+        batch[i][gone.reshape(-1, gone.shape[2])] = empty
+        outs = run_chunk(forward, batch, p.width * f_n)
         for h, o in enumerate(outs):
-            o = o.reshape(b - a, f_n, -1)
+            o = o.reshape(p.width, f_n, -1)[p.offset:p.offset + b - a]
             picked = np.take_along_axis(o, units[h, a:b, None, None], axis=2)[..., 0]
             out[h, a:b] = sign[h, a:b, None] * picked
     return out

@@ -23,7 +23,7 @@ import numpy as np
 
 from probes import data as pdata
 from probes import resultio
-from probes.faithfulness import GRADIENT_METHODS, SETTINGS, first_rows, maps_of
+from probes.method_maps import GRADIENT_METHODS, SETTINGS, first_rows, maps_of, subset
 from probes.graph import structure
 
 METHODS = GRADIENT_METHODS + ("input",)
@@ -100,8 +100,8 @@ class Sanity:
 
 
 def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_size: int = 256,
-           seed: int | None = None, first: int | None = None, labels=None,
-           model_name: str | None = None) -> Sanity:
+           seed: int | None = None, first: int | None = None, background=None,
+           sample_ids=None, labels=None, model_name: str | None = None) -> Sanity:
     """Cascading randomisation of `model`'s layers with weights, from the heads down.
 
     Args:
@@ -109,8 +109,11 @@ def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_si
         inputs: {input name: (N, ...) array} (or lazy inputs).
         rng: the re-initialised weights, the control's projection and the methods' randomness.
         methods: from METHODS ("input" is the control that ignores the model); maps from the
-            zero baseline with probes.faithfulness.SETTINGS.
+            zero baseline with probes.method_maps.SETTINGS.
         first: use only the first `first` samples (the report's cap on this probe's cost).
+        background, sample_ids: every sample of the run and the rows of `inputs` among them
+            (a shard, probes.shards): the maps are computed in the whole run's passes, so a
+            shard's correlations equal the same rows of the unsharded run's.
         labels: accepted for the registry's one signature; not used.
     Returns:
         A Sanity result.
@@ -120,6 +123,8 @@ def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_si
     if bad or not methods:
         raise ValueError(f"Expected methods from {list(METHODS)}; received {list(methods)}")
     xs = first_rows(pdata.canonical_inputs(model, inputs, "inputs"), first)
+    bg, sub_ids, ids, _ = subset(model, xs, background, sample_ids, first)
+    where = {"background": bg, "sample_ids": sub_ids}
     names = pdata.input_names(model)
     heads = pdata.output_names(model)
     cascade = cascade_layers(model)
@@ -130,7 +135,7 @@ def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_si
     present = [_present_steps(x) for x in xs]
     # Each method draws the same randomness (smoothgrad's noise) for every model it explains.
     base = int(rng.integers(2**31))
-    original = _all_maps(model, xs, methods, projections, base, batch_size, seed)
+    original = _all_maps(model, xs, methods, projections, base, batch_size, seed, where)
     clone = _clone(model)
     corr = np.full((len(methods), len(cascade), len(heads), len(names), xs[0].shape[0]),
                    np.nan)
@@ -139,13 +144,13 @@ def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_si
             w = variable.numpy()
             variable.assign((w.mean() + w.std() * rng.standard_normal(w.shape))
                             .astype(w.dtype))
-        maps = _all_maps(clone, xs, methods, projections, base, batch_size, seed)
+        maps = _all_maps(clone, xs, methods, projections, base, batch_size, seed, where)
         for m in range(len(methods)):
             for i in range(len(names)):
                 corr[m, s, :, i] = _spearman(original[m][i], maps[m][i], present[i])
     reach = structure(model).reach
     return Sanity(heads=heads, inputs=names, methods=methods, layers=tuple(cascade),
-                  correlation=corr, structural=reach, sample_ids=np.arange(xs[0].shape[0]),
+                  correlation=corr, structural=reach, sample_ids=ids,
                   params={"methods": list(methods), "seed": seed, "first": first,
                           "batch_size": int(batch_size), "threshold": THRESHOLD,
                           "settings": SETTINGS,
@@ -166,9 +171,10 @@ def _clone(model):
     return clone
 
 
-def _all_maps(model, xs, methods, projections, base: int, batch_size, seed):
+def _all_maps(model, xs, methods, projections, base: int, batch_size, seed, where):
     """Per method, per input, (H, N, T) maps (the control: (H, N, T) the same for every
-    head); method k draws from the generator seeded [base, k]."""
+    head); method k draws from the generator seeded [base, k]; `where`: a shard's background
+    and sample_ids (probes.method_maps.maps_of)."""
     heads = len(model.outputs)
     out = []
     for k, method in enumerate(methods):
@@ -179,7 +185,7 @@ def _all_maps(model, xs, methods, projections, base: int, batch_size, seed):
             continue
         # (H, N, T, ...) maps of inputs with more axes (images) -> (H, N, T) per axis-1 step.
         out.append([m.reshape(m.shape[:3] + (-1,)).sum(axis=3) if m.ndim > 3 else m
-                    for m in maps_of(model, xs, method, rng, batch_size, seed)])
+                    for m in maps_of(model, xs, method, rng, batch_size, seed, **where)])
     return out
 
 

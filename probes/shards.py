@@ -21,7 +21,11 @@ from probes import fingerprint as fpr
 from probes.lazy import rows_of
 from probes.result import ProbeResult
 
-FAMILIES = ("ablation", "attribution")  # the probes whose results are per-sample rows
+# The probes whose results are per-sample rows.
+FAMILIES = ("ablation", "attribution", "faithfulness", "sanity")
+# The per-sample arrays of the results that are not ProbeResults, and their sample axis.
+SAMPLE_AXES = {"Faithfulness": {"deletion": 3, "insertion": 3, "full": 1, "empty": 2},
+               "Sanity": {"correlation": 4}}
 # Params derived from every sample: recomputed by `merge`, not compared between shards.
 DERIVED = ("shard", "median_gap", "converged", "samples_over_5pct", "unreliable")
 
@@ -57,8 +61,8 @@ def run_shard(probe: str, model, inputs: dict, *, shard, labels=None, seed: int 
         params: the probe's parameters, as for the unsharded run (not background or
             sample_ids: the shard sets them).
     Returns:
-        The shard's partial ProbeResult: rows of its samples, params["shard"] = {"index",
-        "count", "samples"} (the total). Merge the shards with `merge`.
+        The shard's partial result (the probe's type): rows of its samples, params["shard"] =
+        {"index", "count", "samples"} (the total). Merge the shards with `merge`.
     """
     from probes.registry import PROBES
     from probes.seeds import generator
@@ -87,8 +91,9 @@ def run_shard(probe: str, model, inputs: dict, *, shard, labels=None, seed: int 
         "index": k, "count": n, "samples": total}})
 
 
-def merge(parts) -> ProbeResult:
-    """The full result from the partial results of shards 1..N of one run.
+def merge(parts):
+    """The full result (a ProbeResult, Faithfulness or Sanity) from the partial results of
+    shards 1..N of one run.
 
     Raises:
         ValueError: a part is not a shard, the parts differ in probe, model, inputs or
@@ -98,9 +103,9 @@ def merge(parts) -> ProbeResult:
     if not parts:
         raise ValueError("Expected the partial results of every shard; received none")
     for p in parts:
-        if not isinstance(p.params.get("shard"), dict):
+        if not isinstance(getattr(p, "params", {}).get("shard"), dict):
             raise ValueError(f"Expected partial results of --shard runs; received a complete "
-                             f"{p.name} result of {p.model}")
+                             f"{_name(p)} result of {_model(p)}")
     first = parts[0]
     count, total = first.params["shard"]["count"], first.params["shard"]["samples"]
     for p in parts[1:]:
@@ -122,6 +127,12 @@ def merge(parts) -> ProbeResult:
             return None
         return np.take(np.concatenate(values, axis=axis), order, axis=axis)
 
+    axes = SAMPLE_AXES.get(type(first).__name__)
+    if axes is not None:
+        merged = dataclasses.replace(first, sample_ids=ids[order],
+                                     **{f: cat(f, axis) for f, axis in axes.items()})
+        return dataclasses.replace(merged, params={k: v for k, v in first.params.items()
+                                                   if k != "shard"})
     maps = None
     if first.maps is not None:
         maps = tuple(np.take(np.concatenate([p.maps[i] for p in parts], axis=1), order, axis=1)
@@ -133,11 +144,11 @@ def merge(parts) -> ProbeResult:
     return dataclasses.replace(merged, params=_derived(merged, parts))
 
 
-def _same_run(first: ProbeResult, p: ProbeResult, count: int, total: int) -> None:
+def _same_run(first, p, count: int, total: int) -> None:
     """Raises unless `p` is another shard of `first`'s run."""
     info = p.params["shard"]
     checks = [("shard count", info["count"], count), ("sample count", info["samples"], total),
-              ("probe", p.name, first.name), ("model", p.model, first.model),
+              ("probe", _name(p), _name(first)), ("model", _model(p), _model(first)),
               ("heads", p.heads, first.heads), ("inputs", p.inputs, first.inputs)]
     mine, theirs = _fixed(p.params), _fixed(first.params)
     checks += [(f"parameter {key}", mine.get(key), theirs.get(key))
@@ -147,11 +158,28 @@ def _same_run(first: ProbeResult, p: ProbeResult, count: int, total: int) -> Non
             raise ValueError(f"Expected shards of one run (the same {what}); received shard "
                              f"{info['index']}/{info['count']} with {what} {got!r}, not "
                              f"{want!r}")
-    for field in ("structural", "profile_starts"):
+    axes = SAMPLE_AXES.get(type(first).__name__)
+    same = ([f.name for f in dataclasses.fields(first) if f.name not in axes
+             and f.name not in ("heads", "inputs", "params", "sample_ids")] if axes
+            else ["structural", "profile_starts"])  # the rest of a ProbeResult is per sample
+    for field in same:
         a, b = getattr(p, field), getattr(first, field)
-        if (a is None) != (b is None) or (a is not None and not np.array_equal(a, b)):
+        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            equal = a is not None and b is not None and np.array_equal(a, b)
+        else:
+            equal = a == b
+        if not equal:
             raise ValueError(f"Expected shards of one run (the same {field}); received shard "
                              f"{info['index']}/{info['count']} with another")
+
+
+def _name(result) -> str:
+    """The probe of a result: a ProbeResult's name, else its type's (faithfulness, sanity)."""
+    return getattr(result, "name", type(result).__name__.lower())
+
+
+def _model(result) -> str:
+    return getattr(result, "model", None) or getattr(result, "params", {}).get("model")
 
 
 def _fixed(params: dict) -> dict:

@@ -184,3 +184,55 @@ def test_cli_shards_merge_to_the_unsharded_json_and_fingerprint(separate, tmp_pa
     assert "Expected shard results" in none.output
     needs_out = _cli(["ablate", *base, "--shard", "1/2"], code=2)
     assert "Expected --out DIR with --shard" in needs_out.output
+
+
+# Faithfulness: random keys drawn for every sample, occlusion and integrated gradients in the
+# whole run's passes, curves of 11 fractions in passes of 40 // 11 = 3 samples. Sanity: maps of
+# a gradient method with noise and of integrated gradients on every randomised clone.
+CHECKS = [("faithfulness", {"batch_size": 40, "methods": ["random", "occlusion",
+                                                           "integrated_gradients"]}),
+          ("sanity", {"batch_size": 40, "methods": ["smoothgrad", "integrated_gradients",
+                                                     "input"]})]
+
+
+@pytest.mark.parametrize("probe,params", CHECKS, ids=[c[0] for c in CHECKS])
+def test_faithfulness_and_sanity_shards_merge_to_the_unsharded_run_exactly(separate, probe,
+                                                                           params):
+    model, codes, _ = separate
+    inputs = {k: OneHot(c[:40], 16) for k, c in codes.items()}  # 40: these run every method
+    full = PROBES[probe](model, inputs, rng=generator(0, "probe"), seed=0, **params)
+    parts = [shards.run_shard(probe, model, inputs, shard=f"{k}/3", seed=0, **params)
+             for k in (2, 3, 1)]
+    assert [len(p.sample_ids) for p in parts] == [13, 13, 14]
+    merged = shards.merge(parts)
+    for f in dataclasses.fields(full):  # NaN where a map is constant: equal as NaN
+        a, b = getattr(full, f.name), getattr(merged, f.name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(b, a, err_msg=f.name)
+        else:
+            assert a == b, f.name
+    # Guards: the per-sample arrays vary over the samples (a shard could not pass as another).
+    per_sample = full.deletion if probe == "faithfulness" else full.correlation
+    assert np.unique(per_sample[np.isfinite(per_sample)]).size > 40
+    with pytest.raises(ValueError, match="no first= with background or sample_ids"):
+        shards.run_shard(probe, model, inputs, shard="1/3", seed=0, first=5, **params)
+    with pytest.raises(ValueError, match=r"the same parameter methods"):
+        other = dict(params, methods=params["methods"][:1])
+        shards.merge(parts[:2] + [shards.run_shard(probe, model, inputs, shard="1/3", seed=0,
+                                                   **other)])
+
+
+def test_cli_faithfulness_shards_merge_to_the_unsharded_json(separate, tmp_path):
+    model, codes, _ = separate
+    model.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "d.npz", **{k: np.asarray(OneHot(c, 16)) for k, c in codes.items()})
+    base = ["--model", tmp_path / "m.keras", "--data", tmp_path / "d.npz", "--samples", "30",
+            "--methods", "random,saliency", "--batch-size", "33"]
+    for cmd in ("faithfulness", "sanity"):
+        args = base if cmd == "faithfulness" else base[:6] + ["--methods", "saliency,input"]
+        full = json.loads(_cli([cmd, *args, "--json"]).stdout)
+        for k in (1, 2):
+            _cli([cmd, *args, "--shard", f"{k}/2", "--out", tmp_path / cmd / f"s{k}", "--json"])
+        merged = _cli(["merge", tmp_path / cmd / "s1", tmp_path / cmd / "s2", "--json"])
+        assert json.loads(merged.stdout) == full
+        assert full["samples"] == 30

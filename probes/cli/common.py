@@ -127,18 +127,32 @@ def comma_list(allowed):
     return parse
 
 
-def run_saved(kw, name, samples, seed, out_dir, params, what):
+def run_saved(kw, name, samples, seed, out_dir, params, what, as_json=False, shard=None):
     """Selects the model and data, runs probe `name` once with `params` and saves it as the
-    probe commands do: (result, samples probed)."""
-    selection(kw, need_data=True)
+    probe commands do: (result, samples probed); with `shard` (K, N), only shard K's samples,
+    saved as a partial result for `probe merge` (and None: nothing more to print)."""
+    which = selection(kw, need_data=True)
     if out_dir:
         writable_dir(out_dir, "--out")  # checked before the work, not after
+    shard_out(shard, out_dir, which)
     src = source(kw, samples)
     for note in src.notes:
         progress(note)
     n = len(next(iter(src.inputs.values())))
+    if shard:
+        from probes.cli.merge import shard_command
+
+        return shard_command(src, name, n, seed, out_dir, as_json, params, shard)
     progress(f"{name} of {src.name} on {n} samples: {what} ...")
     return saved_results(src, [(name, params)], n, seed, out_dir)[name], n
+
+
+def shard_out(shard, out_dir, which) -> None:
+    """A shard's partial result must be saved where `probe merge` can read it: --out, or the
+    run's folder (none with --model)."""
+    if shard and not out_dir and which == "model_path":
+        raise click.UsageError("Expected --out DIR with --shard and --model (a shard's result "
+                               "is for `probe merge`); received none")
 
 
 def fail(err: Exception):
@@ -324,9 +338,7 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     fanout = fanout_of(kw, shard)  # --ray: the shards on Ray, merged (probes.cli.fanout)
     if out_dir:
         writable_dir(out_dir, "--out")  # checked before the work, not after
-    if shard and not out_dir and which == "model_path":
-        raise click.UsageError("Expected --out DIR with --shard and --model (a shard's result "
-                               "is for `probe merge`); received none")
+    shard_out(shard, out_dir, which)
     requested = samples
     src = source(kw, samples)
     for note in src.notes:

@@ -8,6 +8,7 @@ import warnings
 import click
 
 from probes.cli.common import comma_list, model_options, probe_options, run_saved
+from probes.cli.merge import shard_option
 from probes.faithfulness import METHODS
 from probes.sanity import METHODS as SANITY_METHODS
 from probes.text import table
@@ -18,15 +19,23 @@ from probes.text import table
 @click.option("--methods", default=",".join(METHODS), show_default=True, callback=comma_list(METHODS),
               help="Rankings to compare (random is the floor every method should beat).")
 @probe_options
-def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, **kw):
+@shard_option
+def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, shard, **kw):
     """Do the attributions rank what the heads use? Per head and input, remove the time steps
     in each method's order, most important first (deletion), or restore them into an input
     removed entirely (insertion), as `probe ablate --mode zero` removes them, and measure the
     head's logit; the areas under the normalised curves (1 at the sample, 0 with the input
     removed) compare the methods on the same samples: deletion lower is better, insertion
     higher."""
-    res, n = run_saved(kw, "faithfulness", samples, seed, out_dir,
-                       {"methods": list(methods), "batch_size": batch_size}, ", ".join(methods))
+    got = run_saved(kw, "faithfulness", samples, seed, out_dir,
+                    {"methods": list(methods), "batch_size": batch_size}, ", ".join(methods),
+                    as_json, shard)
+    if got:
+        print_faithfulness(*got, as_json)
+
+
+def print_faithfulness(res, n, as_json):
+    """What `probe faithfulness` prints (its JSON contract with `as_json`)."""
     dele, ins = res.areas("deletion"), res.areas("insertion")
     if as_json:
         import numpy as np
@@ -57,14 +66,22 @@ def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, **kw):
               callback=comma_list(SANITY_METHODS),
               help="Methods to check; `input` is the control that ignores the model.")
 @probe_options
-def sanity(methods, samples, seed, batch_size, out_dir, as_json, **kw):
+@shard_option
+def sanity(methods, samples, seed, batch_size, out_dir, as_json, shard, **kw):
     """Do the attributions explain the model? Cascading randomisation (Adebayo et al. 2018):
     re-initialise the layers from the heads down, one more at a time, recompute each method's
     maps and give Spearman's rank correlation with the trained model's maps (mean over
     samples, per step); a method whose maps survive the randomisation fails. The control
     `input` ignores the model and must fail."""
-    res, n = run_saved(kw, "sanity", samples, seed, out_dir,
-                       {"methods": list(methods), "batch_size": batch_size}, ", ".join(methods))
+    got = run_saved(kw, "sanity", samples, seed, out_dir,
+                    {"methods": list(methods), "batch_size": batch_size}, ", ".join(methods),
+                    as_json, shard)
+    if got:
+        print_sanity(*got, as_json)
+
+
+def print_sanity(res, n, as_json):
+    """What `probe sanity` prints (its JSON contract with `as_json`)."""
     if as_json:
         click.echo(json.dumps({
             "probe": "sanity", "heads": list(res.heads), "inputs": list(res.inputs),

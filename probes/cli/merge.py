@@ -13,7 +13,8 @@ from probes.cli.guard import deferred_interrupt, writable_dir
 
 
 def shard_option(f):
-    """--shard K/N on `probe ablate` and `probe attribute`."""
+    """--shard K/N on the per-sample probe commands (ablate, attribute, faithfulness,
+    sanity)."""
     return click.option(
         "--shard", metavar="K/N", default=None, callback=_parse_shard,
         help="Compute only shard K of N (contiguous blocks of the samples, K from 1) and save "
@@ -64,11 +65,12 @@ def shard_command(src, name, samples, seed, out_dir, as_json, params, shard):
               help="Print one JSON object per merged result (the contract of the unsharded "
                    "command).")
 def merge(parts, out_dir, as_json):
-    """Merge the shards of `probe ablate|attribute --shard K/N` runs (each PART a shard's
-    --out folder or its .json file) into the full result, and print what the unsharded
-    command prints. Refused unless the shards come from the same model, data, probe and
+    """Merge the shards of `probe ablate|attribute|faithfulness|sanity --shard K/N` runs (each
+    PART a shard's --out folder or its .json file) into the full result, and print what the
+    unsharded command prints. Refused unless the shards come from the same model, data, probe and
     parameters and cover every sample once."""
     from probes import filenames, resultio, shards, stats, suite
+    from probes.result import ProbeResult
 
     if out_dir:
         writable_dir(out_dir, "--out")
@@ -83,16 +85,24 @@ def merge(parts, out_dir, as_json):
             groups.setdefault(filenames.unsharded(f.stem), []).append(f)
     for stem, files in groups.items():
         try:
-            results = [resultio.load(f, "probe") for f in files]
+            results = [resultio.load(f) for f in files]
             prints = [resultio.read_meta(f).get("fingerprint") for f in files]
             merged = shards.merge(results)
             fp = None if None in prints else shards.merged_fingerprint(prints)
         except ValueError as err:
             fail(ValueError(f"{stem}: {err}"))
-        progress(f"merged {len(files)} shards of {stem} ({merged.samples} samples)")
+        samples = len(merged.sample_ids)
+        progress(f"merged {len(files)} shards of {stem} ({samples} samples)")
         if out_dir:
             with deferred_interrupt():
                 progress(f"saved {suite.save(merged, Path(out_dir), stem, fp)}")
+        if not isinstance(merged, ProbeResult):  # faithfulness or sanity
+            from probes.cli import faithful
+
+            printer = {"Faithfulness": faithful.print_faithfulness,
+                       "Sanity": faithful.print_sanity}[type(merged).__name__]
+            printer(merged, samples, as_json)
+            continue
         summary = merged.summary
         extra = ({"completeness": stats.completeness(merged)}
                  if merged.completeness_gap is not None else {})

@@ -1,0 +1,57 @@
+"""The attribution maps that the checks of attribution methods rank (probes.faithfulness) and
+compare across randomised models (probes.sanity), and where a check's samples sit in its run
+(a shard's rows, probes.shards)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from probes import data as pdata
+
+GRADIENT_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad")
+# Every method's maps come from the zero baseline (what deletion removes to) with fixed costs:
+# integrated gradients' automatic steps go up to 128 nodes on concat from the zero tweet, and a
+# ranking needs no 1% completeness gap.
+SETTINGS = {"integrated_gradients": {"steps": 16}, "smoothgrad": {"noise_samples": 8}}
+
+
+def maps_of(model, xs, method, rng, batch_size, seed, background=None, sample_ids=None):
+    """The signed maps of a gradient method (probes.attribution, maps=True) as the checks
+    compute them: zero baseline, logit space, SETTINGS (of a shard's samples with
+    `background` and `sample_ids`, as probes.attribution.attribute takes them)."""
+    from probes.attribution import attribute
+
+    return attribute(model, xs, rng=rng, method=method, maps=True, baseline="zero",
+                     batch_size=batch_size, seed=seed, target="predicted",
+                     background=background, sample_ids=sample_ids,
+                     **SETTINGS.get(method, {})).maps
+
+
+def subset(model, xs, background, sample_ids, first):
+    """Where the samples `xs` sit in the run: (background, sample_ids) to pass on to the
+    probes this one calls (None, None for a run over `xs` alone), and (ids, total), their
+    rows among the run's `total` samples (a shard's, probes.shards).
+
+    Raises:
+        ValueError: `first` with sample ids (a shard's samples are the whole run's rows).
+    """
+    n = xs[0].shape[0]
+    if background is None and sample_ids is None:
+        return None, None, np.arange(n), n
+    if first is not None:
+        raise ValueError(f"Expected no first= with background or sample_ids (a shard's "
+                         f"samples are rows of the whole run); received first={first}")
+    bg = pdata.canonical_inputs(model, xs if background is None else background,
+                                "background")
+    ids = pdata.canonical_sample_ids(sample_ids, n, len(bg[0]))
+    return bg, sample_ids if sample_ids is None else ids, ids, (
+        n if sample_ids is None else len(bg[0]))
+
+
+def first_rows(xs, first):
+    """The first `first` rows of every input (all of them for None)."""
+    if first is None:
+        return xs
+    if int(first) < 1:
+        raise ValueError(f"Expected first >= 1 samples; received {first}")
+    return [x[:int(first)] for x in xs]
