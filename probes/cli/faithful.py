@@ -16,7 +16,8 @@ from probes.text import table
 
 @click.command()
 @model_options
-@click.option("--methods", default=",".join(METHODS), show_default=True, callback=comma_list(METHODS),
+@click.option("--methods", default=",".join(METHODS), show_default=True,
+              callback=comma_list(METHODS),
               help="Rankings to compare (random is the floor every method should beat).")
 @probe_options
 @shard_option
