@@ -230,3 +230,28 @@ def test_one_hot_detection_and_codes():
     assert one_hot_codes(x.astype(np.int32)) is None  # integer arrays are token ids
     coded = Coded(one_hot_codes(x), F)
     np.testing.assert_array_equal(coded[0:2], x)
+
+
+def test_cli_dense_path_switch(tmp_path):
+    """`probe attribute --dense-path` keeps one-hot inputs on the dense path: no gathered
+    layers in its params, the default command's numbers to float32 rounding."""
+    import json
+
+    from click.testing import CliRunner
+
+    from probes.cli import main
+
+    model = _model("concat")
+    model.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "d.npz", **_inputs(model))
+    args = ["attribute", "--model", str(tmp_path / "m.keras"), "--data", str(tmp_path / "d.npz"),
+            "--steps", "4", "--no-compare", "--json"]
+    runs = [CliRunner().invoke(main, args + extra) for extra in ([], ["--dense-path"])]
+    assert [r.exit_code for r in runs] == [0, 0], runs[1].output
+    fast, dense = (json.loads(r.stdout) for r in runs)
+    assert fast["params"]["one_hot"] == {"tweet_a": "shared_lstm", "tweet_b": "shared_lstm"}
+    assert dense["params"]["one_hot"] == {}
+    assert "one-hot path turned off" in runs[1].stderr
+    got, want = np.array(fast["effect"]), np.array(dense["effect"])
+    np.testing.assert_allclose(got, want, rtol=1e-5)  # float32 rounding of two summations
+    assert np.all(want > 1e-4)  # guard: every cell of concat moves

@@ -73,11 +73,15 @@ def ablate(mode, samples, seed, permutations, window, batch_size, out_dir, as_js
               default="auto", show_default=True,
               help="Colour for --show (auto: on a terminal, unless NO_COLOR is set); without "
                    "colour a line of marks under the text says the same.")
+@click.option("--dense-path", is_flag=True,
+              help="Attribute one-hot inputs through the dense input matmul instead of their "
+                   "gathered kernel rows (the same numbers to float32 rounding; on a GPU, "
+                   "Keras' LSTM then runs on cuDNN).")
 @probe_options
 @shard_option
 @ray_options
 def attribute(method, baseline, steps, quadrature, space, target, compare, maps, show, colour,
-              samples, seed, batch_size, out_dir, as_json, shard, **kw):
+              dense_path, samples, seed, batch_size, out_dir, as_json, shard, **kw):
     """Gradient attribution of every head to every input, with the same statistics and
     verdicts as `probe ablate`, and the cells where the two disagree; with --show, where in
     the text each head finds its evidence."""
@@ -85,6 +89,8 @@ def attribute(method, baseline, steps, quadrature, space, target, compare, maps,
               "target": target, "batch_size": batch_size}
     if maps or show:
         params["maps"] = True
+    if dense_path:
+        params["one_hot_path"] = False
     probe_command(kw, f"attribution/{method}", samples, seed, out_dir, as_json, params,
                   compare=compare, show=show, colour=colour, shard=shard)
 
