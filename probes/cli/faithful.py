@@ -28,11 +28,8 @@ def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, shard, **
     head's logit; the areas under the normalised curves (1 at the sample, 0 with the input
     removed) compare the methods on the same samples: deletion lower is better, insertion
     higher."""
-    got = run_saved(kw, "faithfulness", samples, seed, out_dir,
-                    {"methods": list(methods), "batch_size": batch_size}, ", ".join(methods),
-                    as_json, shard)
-    if got:
-        print_faithfulness(*got, as_json)
+    _check("faithfulness", print_faithfulness, methods, samples, seed, batch_size, out_dir,
+           as_json, shard, kw)
 
 
 def print_faithfulness(res, n, as_json):
@@ -74,11 +71,8 @@ def sanity(methods, samples, seed, batch_size, out_dir, as_json, shard, **kw):
     maps and give Spearman's rank correlation with the trained model's maps (mean over
     samples, per step); a method whose maps survive the randomisation fails. The control
     `input` ignores the model and must fail."""
-    got = run_saved(kw, "sanity", samples, seed, out_dir,
-                    {"methods": list(methods), "batch_size": batch_size}, ", ".join(methods),
-                    as_json, shard)
-    if got:
-        print_sanity(*got, as_json)
+    _check("sanity", print_sanity, methods, samples, seed, batch_size, out_dir, as_json, shard,
+           kw)
 
 
 def print_sanity(res, n, as_json):
@@ -103,6 +97,16 @@ def print_sanity(res, n, as_json):
     if failing:
         click.echo(f"FAILS: {', '.join(failing)}: the maps do not depend on the weights they "
                    "should explain")
+
+
+def _check(name, printer, methods, samples, seed, batch_size, out_dir, as_json, shard, kw):
+    """Runs check `name` on `methods` as the probe commands do and prints it with `printer`;
+    with `shard`, only saves that shard's partial result (probes.cli.merge)."""
+    got = run_saved(kw, name, samples, seed, out_dir,
+                    {"methods": list(methods), "batch_size": batch_size}, ", ".join(methods),
+                    as_json, shard)
+    if got:
+        printer(*got, as_json)
 
 
 def _finite(v):
