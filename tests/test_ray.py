@@ -184,3 +184,30 @@ def test_a_local_ray_started_for_the_call_is_stopped_after_it():
         """)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True", "False"]
+
+
+def test_cli_ray_runs_the_attribution_checks_as_the_plain_commands(local_ray, tmp_path):
+    model, data, module = _custom_files(tmp_path)
+    for cmd, methods in (("faithfulness", "random,saliency"), ("sanity", "saliency,input")):
+        common = [cmd, "--model", str(model), "--data", str(data), "--custom-module",
+                  str(module), "--methods", methods, "--samples", "20", "--json"]
+        plain = CliRunner().invoke(main, common)
+        fanned = CliRunner().invoke(main, [*common, "--ray", "--shards", "2"])
+        assert plain.exit_code == 0, plain.output
+        assert fanned.exit_code == 0, fanned.output
+        assert fanned.stdout == plain.stdout  # the JSON contract, character for character
+        assert "ray: shard 2/2 done" in fanned.stderr
+        out = json.loads(plain.stdout)
+        assert out["samples"] == 20
+        numbers = out["deletion_area"] if cmd == "faithfulness" else out["correlation"]
+        assert any(isinstance(v, float) for v in _leaves(numbers))  # guard: something measured
+
+
+def _leaves(tree):
+    """Every leaf of nested lists and dicts."""
+    items = tree.values() if isinstance(tree, dict) else tree
+    for item in items:
+        if isinstance(item, (list, dict)):
+            yield from _leaves(item)
+        else:
+            yield item

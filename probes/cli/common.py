@@ -128,10 +128,14 @@ def comma_list(allowed):
 
 
 def run_saved(kw, name, samples, seed, out_dir, params, what, as_json=False, shard=None):
-    """Selects the model and data, runs probe `name` once with `params` and saves it as the
-    probe commands do: (result, samples probed); with `shard` (K, N), only shard K's samples,
-    saved as a partial result for `probe merge` (and None: nothing more to print)."""
+    """Selects the model and data, runs probe `name` once with `params` (its shards on Ray with
+    --ray) and saves it as the probe commands do: (result, samples probed); with `shard` (K,
+    N), only shard K's samples, saved as a partial result for `probe merge` (and None: nothing
+    more to print)."""
+    from probes.cli.fanout import fanout_of
+
     which = selection(kw, need_data=True)
+    fanout = fanout_of(kw, shard)
     if out_dir:
         writable_dir(out_dir, "--out")  # checked before the work, not after
     shard_out(shard, out_dir, which)
@@ -144,7 +148,7 @@ def run_saved(kw, name, samples, seed, out_dir, params, what, as_json=False, sha
 
         return shard_command(src, name, n, seed, out_dir, as_json, params, shard)
     progress(f"{name} of {src.name} on {n} samples: {what} ...")
-    return saved_results(src, [(name, params)], n, seed, out_dir)[name], n
+    return saved_results(src, [(name, params)], n, seed, out_dir, fanout=fanout)[name], n
 
 
 def shard_out(shard, out_dir, which) -> None:

@@ -8,6 +8,7 @@ import warnings
 import click
 
 from probes.cli.common import comma_list, model_options, probe_options, run_saved
+from probes.cli.fanout import ray_options
 from probes.cli.merge import shard_option
 from probes.faithfulness import METHODS
 from probes.sanity import METHODS as SANITY_METHODS
@@ -21,6 +22,7 @@ from probes.text import table
               help="Rankings to compare (random is the floor every method should beat).")
 @probe_options
 @shard_option
+@ray_options
 def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, shard, **kw):
     """Do the attributions rank what the heads use? Per head and input, remove the time steps
     in each method's order, most important first (deletion), or restore them into an input
@@ -65,6 +67,7 @@ def print_faithfulness(res, n, as_json):
               help="Methods to check; `input` is the control that ignores the model.")
 @probe_options
 @shard_option
+@ray_options
 def sanity(methods, samples, seed, batch_size, out_dir, as_json, shard, **kw):
     """Do the attributions explain the model? Cascading randomisation (Adebayo et al. 2018):
     re-initialise the layers from the heads down, one more at a time, recompute each method's
@@ -100,8 +103,9 @@ def print_sanity(res, n, as_json):
 
 
 def _check(name, printer, methods, samples, seed, batch_size, out_dir, as_json, shard, kw):
-    """Runs check `name` on `methods` as the probe commands do and prints it with `printer`;
-    with `shard`, only saves that shard's partial result (probes.cli.merge)."""
+    """Runs check `name` on `methods` as the probe commands do (its shards on Ray with --ray)
+    and prints it with `printer`; with `shard`, only saves that shard's partial result
+    (probes.cli.merge)."""
     got = run_saved(kw, name, samples, seed, out_dir,
                     {"methods": list(methods), "batch_size": batch_size}, ", ".join(methods),
                     as_json, shard)

@@ -1,6 +1,6 @@
-"""`--ray [ADDRESS]` and `--shards N` on `probe ablate` and `probe attribute`: the probe's
-shards run as Ray tasks (probes.fanout) and merged into the plain command's result, which is
-then printed and saved as the plain command does."""
+"""`--ray [ADDRESS]` and `--shards N` on `probe ablate`, `attribute`, `faithfulness` and
+`sanity`: the probe's shards run as Ray tasks (probes.fanout) and merged into the plain
+command's result, which is then printed and saved as the plain command does."""
 
 from __future__ import annotations
 
