@@ -127,30 +127,6 @@ def comma_list(allowed):
     return parse
 
 
-def run_saved(kw, name, samples, seed, out_dir, params, what, as_json=False, shard=None):
-    """Selects the model and data, runs probe `name` once with `params` (its shards on Ray with
-    --ray) and saves it as the probe commands do: (result, samples probed); with `shard` (K,
-    N), only shard K's samples, saved as a partial result for `probe merge` (and None: nothing
-    more to print)."""
-    from probes.cli.fanout import fanout_of
-
-    which = selection(kw, need_data=True)
-    fanout = fanout_of(kw, shard)
-    if out_dir:
-        writable_dir(out_dir, "--out")  # checked before the work, not after
-    shard_out(shard, out_dir, which)
-    src = source(kw, samples)
-    for note in src.notes:
-        progress(note)
-    n = len(next(iter(src.inputs.values())))
-    if shard:
-        from probes.cli.merge import shard_command
-
-        return shard_command(src, name, n, seed, out_dir, as_json, params, shard)
-    progress(f"{name} of {src.name} on {n} samples: {what} ...")
-    return saved_results(src, [(name, params)], n, seed, out_dir, fanout=fanout)[name], n
-
-
 def shard_out(shard, out_dir, which) -> None:
     """A shard's partial result must be saved where `probe merge` can read it: --out, or the
     run's folder (none with --model)."""
