@@ -71,7 +71,7 @@ def run_on_ray(probe: str, model, inputs: dict, *, shards: int | None = None, la
     """Registered per-sample `probe` on every sample, its shards run as Ray tasks and merged.
 
     Args:
-        probe: "ablation/<mode>" or "attribution/<method>" (integrated gradients with a fixed
+        probe: a per-sample probe (probes.shards.FAMILIES; integrated gradients with a fixed
             `steps` in `params`).
         model: a functional Keras model (shipped as .keras bytes).
         inputs: {input name: (N, ...) array or lazy input}; labels: {head: (N,)} or None.
@@ -84,7 +84,7 @@ def run_on_ray(probe: str, model, inputs: dict, *, shards: int | None = None, la
         num_cpus: Ray CPUs each task reserves.
         report: called with a progress line per shard done.
     Returns:
-        The ProbeResult of the unsharded run (probes.shards.merge).
+        The unsharded run's result (probes.shards.merge).
     """
     params = dict(params or {})
     total = _check(probe, inputs, shards, params)
@@ -115,16 +115,9 @@ def run_on_ray(probe: str, model, inputs: dict, *, shards: int | None = None, la
 
 def _check(probe: str, inputs: dict, shards, params: dict) -> int:
     """The sample count, after the checks a shard would fail on (before Ray starts)."""
-    from probes.registry import PROBES
-    from probes.shards import FAMILIES, rows
+    from probes.shards import check, rows
 
-    if probe not in PROBES or probe.split("/")[0] not in FAMILIES:
-        names = ", ".join(sorted(p for p in PROBES if p.split("/")[0] in FAMILIES))
-        raise ValueError(f"Expected a per-sample probe ({names}) for Ray; received {probe!r}")
-    if probe == "attribution/integrated_gradients" and not params.get("steps"):
-        raise ValueError("Expected a fixed number of steps for integrated gradients on Ray "
-                         "(--steps; the automatic count is chosen on every sample); received "
-                         "none")
+    check(probe, params)
     if not inputs:
         raise ValueError("Expected at least one input array; received none")
     total = len(next(iter(inputs.values())))

@@ -99,14 +99,14 @@ def _none(t: int) -> np.ndarray:
     return np.full((1, t), EMPTY, np.int32)
 
 
-def _start(s: np.ndarray) -> tuple:
+def _start(s: np.ndarray, what: str = "start") -> tuple:
     """(codes (b, T), row (1, T, F)): a one-hot start, or one row shared by every sample."""
     codes = one_hot_codes(s)
     if codes is not None:
         return codes, np.zeros((1,) + s.shape[1:], np.float32)
     if s.shape[0] == 1 or np.array_equal(s, np.broadcast_to(s[:1], s.shape)):
         return _none(s.shape[1]), np.ascontiguousarray(s[:1])
-    raise RuntimeError("Expected a one-hot path start that is one-hot or one shared row; "
+    raise RuntimeError(f"Expected a one-hot path {what} that is one-hot or one shared row; "
                        "received neither (a routing bug)")
 
 
@@ -129,14 +129,8 @@ def _delta(d: np.ndarray, s: np.ndarray, start: tuple) -> tuple:
 
 def _factor(f: np.ndarray) -> tuple:
     """(plus, minus, row) of a factor: one-hot (codes) or one shared row (dense)."""
-    codes = one_hot_codes(f)
-    t = f.shape[1]
-    if codes is not None:
-        return codes, _none(t), np.zeros((1,) + f.shape[1:], np.float32)
-    if f.shape[0] == 1 or np.array_equal(f, np.broadcast_to(f[:1], f.shape)):
-        return _none(t), _none(t), np.ascontiguousarray(f[:1])
-    raise RuntimeError("Expected a one-hot path factor that is one-hot or one shared row; "
-                       "received neither (a routing bug)")
+    codes, row = _start(f, "factor")
+    return codes, _none(f.shape[1]), row
 
 
 def _compile(model, plan, sites, with_profile, disconnected, with_maps):

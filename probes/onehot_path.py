@@ -55,41 +55,19 @@ def codes_of(x) -> np.ndarray | None:
     return one_hot_codes(x)
 
 
-class Coded:
-    """A one-hot array held as (N, T) int32 codes (probes.lazy's coded one-hot protocol):
-    slices of rows are encoded when read."""
-
-    ndim = 3
-    dtype = np.dtype(np.float32)
-    empty_code = EMPTY
-
-    def __init__(self, codes: np.ndarray, features: int):
-        self.codes, self.features = codes, int(features)
-        self.shape = codes.shape + (self.features,)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, rows) -> np.ndarray:
-        codes = self.codes[rows]
-        out = np.zeros(codes.shape + (self.features,), np.float32)
-        flat, c = out.reshape(-1, self.features), codes.reshape(-1)
-        keep = np.flatnonzero(c >= 0)
-        flat[keep, c[keep]] = 1.0
-        return out
-
-
 def coded_inputs(model, xs: list, bg: list) -> tuple[list, list]:
     """`xs` and `bg` with every float one-hot (N, T, F) array that feeds gathered call sites
-    replaced by `Coded` (the same values): passes then carry codes and run the gathered
-    forward. `bg is xs` stays true."""
+    replaced by a lazy `mtl_models.onehot.OneHot` of its codes (the same values): passes then
+    carry codes and run the gathered forward. `bg is xs` stays true."""
+    from mtl_models.onehot import OneHot
+
     sites, _ = gather_sites(model)
 
     def convert(arrays):
         out = []
         for i, x in enumerate(arrays):
             codes = codes_of(x) if i in sites and isinstance(x, np.ndarray) else None
-            out.append(x if codes is None else Coded(codes, x.shape[-1]))
+            out.append(x if codes is None else OneHot(codes, x.shape[-1]))
         return out
 
     new = convert(xs)
@@ -144,8 +122,13 @@ def gathered_layers(model, names, encoded) -> dict:
     """{input name: its layers' names} of the coded inputs (`encoded`: per input a width or
     None, as compiled_forward takes) that the forward pass runs from gathered kernel rows."""
     sites, _ = gather_sites(model)
-    return {names[i]: ", ".join(dict.fromkeys(layer.name for layer, _ in sites[i]))
-            for i, width in enumerate(encoded) if width and i in sites}
+    return {names[i]: _layer_names(sites[i]) for i, width in enumerate(encoded)
+            if width and i in sites}
+
+
+def _layer_names(call_sites) -> str:
+    """"lstm, dense": the layers of ((layer, call index), ...), each once, in order."""
+    return ", ".join(dict.fromkeys(layer.name for layer, _ in call_sites))
 
 
 def gather_rows(weights, codes):
@@ -206,11 +189,10 @@ def route(model, names, method, xs, base, baseline, tokens, masks: bool,
             notes.append(f"{names[i]}: one-hot, dense path ({reason})")
             continue
         chosen[i] = sites[i]
-        layers = ", ".join(dict.fromkeys(layer.name for layer, _ in sites[i]))
-        notes.append(f"{names[i]}: one-hot, attributed at its projection into {layers} "
-                     "(kernel rows gathered by code; the input matmul skipped)")
-    used = {names[i]: ", ".join(dict.fromkeys(layer.name for layer, _ in s))
-            for i, s in chosen.items()}
+        notes.append(f"{names[i]}: one-hot, attributed at its projection into "
+                     f"{_layer_names(sites[i])} (kernel rows gathered by code; the input "
+                     "matmul skipped)")
+    used = {names[i]: _layer_names(s) for i, s in chosen.items()}
     return Route(chosen, used, tuple(notes))
 
 

@@ -44,6 +44,24 @@ def parse(text) -> tuple[int, int]:
     return k, n
 
 
+def check(probe: str, params: dict) -> None:
+    """Raises ValueError unless registered `probe` with `params` can be split into shards."""
+    from probes.registry import PROBES
+
+    if probe not in PROBES or probe.split("/")[0] not in FAMILIES:
+        names = ", ".join(sorted(p for p in PROBES if p.split("/")[0] in FAMILIES))
+        raise ValueError(f"Expected a per-sample probe ({names}) to shard; received "
+                         f"{probe!r}")
+    taken = sorted({"background", "sample_ids"} & set(params))
+    if taken:
+        raise ValueError(f"Expected no {' or '.join(taken)} with a shard (the shard uses every "
+                         f"sample as background); received {taken}")
+    if probe == "attribution/integrated_gradients" and not params.get("steps"):
+        raise ValueError("Expected a fixed number of steps for integrated gradients in a shard "
+                         "(--steps; the automatic count is chosen on every sample); received "
+                         "none")
+
+
 def rows(total: int, k: int, n: int) -> np.ndarray:
     """The samples of shard k of n: the k-th of n contiguous near-equal blocks of 0..total-1."""
     if n > total:
@@ -52,7 +70,7 @@ def rows(total: int, k: int, n: int) -> np.ndarray:
 
 
 def run_shard(probe: str, model, inputs: dict, *, shard, labels=None, seed: int = 0,
-              model_name: str | None = None, **params) -> ProbeResult:
+              model_name: str | None = None, **params):
     """Registered per-sample `probe` on shard `shard` ("K/N" or (K, N)) of the samples.
 
     Args:
@@ -68,18 +86,7 @@ def run_shard(probe: str, model, inputs: dict, *, shard, labels=None, seed: int 
     from probes.seeds import generator
 
     k, n = parse(shard)
-    family = probe.split("/")[0]
-    if family not in FAMILIES or probe not in PROBES:
-        names = ", ".join(sorted(p for p in PROBES if p.split("/")[0] in FAMILIES))
-        raise ValueError(f"Expected a per-sample probe ({names}) to shard; received "
-                         f"{probe!r}")
-    taken = sorted({"background", "sample_ids"} & set(params))
-    if taken:
-        raise ValueError(f"Expected no {' or '.join(taken)} with a shard (the shard uses every "
-                         f"sample as background); received {taken}")
-    if probe == "attribution/integrated_gradients" and not params.get("steps"):
-        raise ValueError("Expected a fixed number of steps for integrated gradients in a shard "
-                         "(the automatic count is chosen on every sample); received none")
+    check(probe, params)
     total = len(next(iter(inputs.values())))
     ids = rows(total, k, n)
     part = slice(int(ids[0]), int(ids[-1]) + 1)

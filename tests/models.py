@@ -1,5 +1,7 @@
 """Tiny hand-wired models with known dependency matrices (shared by several tests)."""
 
+import dataclasses
+
 import keras
 import numpy as np
 from keras import layers
@@ -87,3 +89,18 @@ class Scale(keras.layers.Layer):
     def call(self, x):
         return x * self.w
 '''
+
+
+def same_result(full, merged):
+    """Every field of two results equal: arrays bit for bit (NaN as NaN) and of one dtype,
+    params and names exactly."""
+    for f in dataclasses.fields(full):
+        a, b = getattr(full, f.name), getattr(merged, f.name)
+        if isinstance(a, np.ndarray):
+            np.testing.assert_array_equal(b, a, err_msg=f.name)
+            assert a.dtype == b.dtype, f.name
+        elif isinstance(a, tuple) and a and isinstance(a[0], np.ndarray):
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_array_equal(y, x, err_msg=f.name)
+        else:
+            assert a == b, (f.name, a, b)

@@ -18,7 +18,7 @@ from mtl_models.variants import build_model
 from probes.ablation import ablate
 from probes.attribution import attribute
 from probes.forward import compiled_forward
-from probes.onehot_path import Coded, gather_sites, one_hot_codes
+from probes.onehot_path import gather_sites, one_hot_codes
 
 T, F, N = 5, 7, 6
 CASES = [("integrated_gradients", {"baseline": "zero", "steps": 4}),
@@ -228,7 +228,7 @@ def test_one_hot_detection_and_codes():
     two[0, 0, 4] = 1.0  # ... and a row with two
     assert one_hot_codes(two) is None
     assert one_hot_codes(x.astype(np.int32)) is None  # integer arrays are token ids
-    coded = Coded(one_hot_codes(x), F)
+    coded = OneHot(one_hot_codes(x), F)
     np.testing.assert_array_equal(coded[0:2], x)
 
 

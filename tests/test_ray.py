@@ -22,7 +22,7 @@ from probes import fanout
 from probes.cli import main
 from probes.registry import PROBES
 from probes.seeds import generator
-from tests.models import SCALE_MODULE
+from tests.models import SCALE_MODULE, same_result
 
 N = 40  # samples: at least the statistics' 20, and 4 shards of 10
 
@@ -65,16 +65,8 @@ def test_shards_on_ray_equal_the_plain_run_exactly(local_ray, separate, probe, p
     lines = []
     got = fanout.run_on_ray(probe, model, inputs, shards=4, labels=lab, seed=7,
                             model_name="tiny", params=params, report=lines.append)
-    for field in ("effects", "structural", "sample_ids", "loss_effects", "signed",
-                  "completeness_gap", "profile"):
-        a, b = getattr(plain, field), getattr(got, field)
-        assert (a is None) == (b is None), field
-        if a is not None:
-            np.testing.assert_array_equal(b, a, err_msg=field)  # bit for bit
-    if plain.maps is not None:
-        for a, b in zip(plain.maps, got.maps, strict=True):
-            np.testing.assert_array_equal(b, a)
-    assert got.params == plain.params and got.model == plain.model == "tiny"
+    same_result(plain, got)  # bit for bit, params included
+    assert got.model == "tiny"
     assert lines[0].startswith(f"ray: {probe} on {N} samples as 4 tasks")
     assert sorted(line.split()[2] for line in lines[1:]) == ["1/4", "2/4", "3/4", "4/4"]
     assert all(line.startswith("ray: shard ") and line.endswith(" s)") for line in lines[1:])

@@ -16,6 +16,7 @@ from probes.cli import main
 from probes.forward import chunks, layout
 from probes.registry import PROBES
 from probes.seeds import generator
+from tests.models import same_result
 
 N = 103  # not a multiple of the shard count or of any pass width below
 
@@ -28,20 +29,6 @@ def separate():
     codes = {k: rng.integers(-1, 16, size=(N, 12)) for k in ("tweet_a", "tweet_b")}
     labels = {"head_1": rng.integers(0, 2, N), "head_2": rng.integers(0, 2, N)}
     return model, codes, labels
-
-
-def _equal(full, merged):
-    """Every field equal: arrays bit for bit, params and names exactly."""
-    for f in dataclasses.fields(full):
-        a, b = getattr(full, f.name), getattr(merged, f.name)
-        if isinstance(a, np.ndarray):
-            np.testing.assert_array_equal(b, a, err_msg=f.name)
-            assert a.dtype == b.dtype, f.name
-        elif isinstance(a, tuple) and a and isinstance(a[0], np.ndarray):
-            for x, y in zip(a, b):
-                np.testing.assert_array_equal(y, x, err_msg=f.name)
-        else:
-            assert a == b, (f.name, a, b)
 
 
 # Pass widths that cut across the shards' boundaries: ablation passes of 16 rows, integrated
@@ -64,7 +51,7 @@ def test_four_shards_merged_equal_the_unsharded_run_exactly(separate, probe, par
     parts = [shards.run_shard(probe, model, inputs, shard=f"{k}/4", labels=lab, seed=0,
                               **params) for k in (3, 1, 4, 2)]  # any order
     assert [len(p.sample_ids) for p in parts] == [26, 26, 25, 26]
-    _equal(full, shards.merge(parts))
+    same_result(full, shards.merge(parts))
     # Guards: the path cells moved on most samples, the cross cells are exactly 0.0.
     assert np.count_nonzero(full.effects[[0, 1], [0, 1]]) >= 2 * N - 4
     np.testing.assert_array_equal(full.effects[[0, 1], [1, 0]], 0.0)
@@ -102,7 +89,7 @@ def test_unreliable_cells_are_derived_from_every_shard():
                               shard=(k, 4), seed=0, **kw) for k in range(1, 5)]
     assert parts[0].params["unreliable"] == []  # shard 1 alone sees nothing move
     assert [u["input"] for u in full.params["unreliable"]] == ["x"]
-    _equal(full, shards.merge(parts))
+    same_result(full, shards.merge(parts))
 
 
 def test_merge_refuses_what_is_not_one_whole_run(separate):
@@ -142,7 +129,7 @@ def test_python_api_shards_and_merges(separate, tmp_path):
     full = probes.attribute(model, data, steps=8, batch_size=64)
     paths = [probes.attribute(model, data, steps=8, batch_size=64, shard=f"{k}/3").save(
         tmp_path / f"s{k}", f"part{k}") for k in (1, 2, 3)]
-    _equal(full, probes.merge(paths))  # from the saved files
+    same_result(full, probes.merge(paths))  # from the saved files
 
 
 def _cli(args, code=0):
@@ -204,13 +191,7 @@ def test_faithfulness_and_sanity_shards_merge_to_the_unsharded_run_exactly(separ
     parts = [shards.run_shard(probe, model, inputs, shard=f"{k}/3", seed=0, **params)
              for k in (2, 3, 1)]
     assert [len(p.sample_ids) for p in parts] == [13, 13, 14]
-    merged = shards.merge(parts)
-    for f in dataclasses.fields(full):  # NaN where a map is constant: equal as NaN
-        a, b = getattr(full, f.name), getattr(merged, f.name)
-        if isinstance(a, np.ndarray):
-            np.testing.assert_array_equal(b, a, err_msg=f.name)
-        else:
-            assert a == b, f.name
+    same_result(full, shards.merge(parts))  # NaN where a map is constant: equal as NaN
     # Guards: the per-sample arrays vary over the samples (a shard could not pass as another).
     per_sample = full.deletion if probe == "faithfulness" else full.correlation
     assert np.unique(per_sample[np.isfinite(per_sample)]).size > 40

@@ -127,12 +127,27 @@ def comma_list(allowed):
     return parse
 
 
-def shard_out(shard, out_dir, which) -> None:
-    """A shard's partial result must be saved where `probe merge` can read it: --out, or the
-    run's folder (none with --model)."""
+def prepared(kw, samples, out_dir, shard):
+    """What every probe command does before the work: checks the model selection, --ray's
+    options (probes.cli.fanout) and --out (writable; required for a --shard of a --model, so
+    `probe merge` can read it), then loads the source and prints its notes.
+
+    Returns:
+        (source, samples it holds, the Ray options or None).
+    """
+    from probes.cli.fanout import fanout_of
+
+    which = selection(kw, need_data=True)
+    fanout = fanout_of(kw, shard)
+    if out_dir:
+        writable_dir(out_dir, "--out")  # checked before the work, not after
     if shard and not out_dir and which == "model_path":
         raise click.UsageError("Expected --out DIR with --shard and --model (a shard's result "
                                "is for `probe merge`); received none")
+    src = source(kw, samples)
+    for note in src.notes:
+        progress(note)
+    return src, len(next(iter(src.inputs.values()))), fanout
 
 
 def fail(err: Exception):
@@ -311,19 +326,10 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     for `show`, those samples' attribution maps on the text); with `shard` (K, N), only shard
     K's samples, saved as a partial result for `probe merge`."""
     from probes import stats
-    from probes.cli.fanout import fanout_of
     from probes.cli.maps import check_show, print_maps, use_colour
 
-    which = selection(kw, need_data=True)
-    fanout = fanout_of(kw, shard)  # --ray: the shards on Ray, merged (probes.cli.fanout)
-    if out_dir:
-        writable_dir(out_dir, "--out")  # checked before the work, not after
-    shard_out(shard, out_dir, which)
     requested = samples
-    src = source(kw, samples)
-    for note in src.notes:
-        progress(note)
-    samples = len(next(iter(src.inputs.values())))
+    src, samples, fanout = prepared(kw, samples, out_dir, shard)
     if shard:
         from probes.cli.merge import shard_command
 

@@ -7,10 +7,9 @@ import warnings
 
 import click
 
-from probes.cli.common import (comma_list, model_options, probe_options, progress,
-                               saved_results, selection, shard_out, source)
-from probes.cli.fanout import fanout_of, ray_options
-from probes.cli.guard import writable_dir
+from probes.cli.common import (comma_list, model_options, prepared, probe_options, progress,
+                               saved_results)
+from probes.cli.fanout import ray_options
 from probes.cli.merge import shard_command, shard_option
 from probes.faithfulness import METHODS
 from probes.sanity import METHODS as SANITY_METHODS
@@ -120,15 +119,7 @@ def run_saved(kw, name, samples, seed, out_dir, params, what, as_json=False, sha
     --ray) and saves it as the probe commands do: (result, samples probed); with `shard` (K,
     N), only shard K's samples, saved as a partial result for `probe merge` (and None: nothing
     more to print)."""
-    which = selection(kw, need_data=True)
-    fanout = fanout_of(kw, shard)
-    if out_dir:
-        writable_dir(out_dir, "--out")  # checked before the work, not after
-    shard_out(shard, out_dir, which)
-    src = source(kw, samples)
-    for note in src.notes:
-        progress(note)
-    n = len(next(iter(src.inputs.values())))
+    src, n, fanout = prepared(kw, samples, out_dir, shard)
     if shard:
         return shard_command(src, name, n, seed, out_dir, as_json, params, shard)
     progress(f"{name} of {src.name} on {n} samples: {what} ...")
