@@ -122,8 +122,11 @@ def train_run(config: TrainConfig, *, cache: Path | None = None, force: bool = F
     if fitted.best_epoch < 0:
         raise ValueError(f"Expected a finite validation loss in some epoch; received none in "
                          f"{config.epochs} epoch(s) (try a lower --learning-rate)")
+    at = time.perf_counter()
     predicted = training.predict(model, heldout, config.features)
     accuracy = evaluate(predicted, heldout, spec, config.tasks)
+    stages = {"held-out accuracy": time.perf_counter() - at}
+    at = time.perf_counter()
     with atomic.staging_dir(final) as tmp:
         model.save(tmp / "model.keras")
         labels = {h: heldout.labels(t, spec) for h, t in zip(HEADS, config.tasks)}
@@ -139,6 +142,12 @@ def train_run(config: TrainConfig, *, cache: Path | None = None, force: bool = F
         info = manifest("train", dataclasses.asdict(config), config.seed)
         info.update(key=config.key(), child_seeds=seeds, seconds=time.perf_counter() - started)
         atomic.write_json(tmp / "manifest.json", info)
+    stages["saving"] = time.perf_counter() - at
+    record = getattr(callbacks[0], "seconds", None) if callbacks else None
+    fit = f"fit {fitted.seconds:.1f} s" + (
+        f" (the gradient record {record:.1f} s of it)" if record is not None else "")
+    rest = ", ".join(f"{name} {s:.1f} s" for name, s in stages.items())
+    report(f"trained {config.variant} in {time.perf_counter() - started:.1f} s: {fit}, {rest}")
     return final, True
 
 

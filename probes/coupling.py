@@ -19,6 +19,7 @@ rule of `probes.losses`.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 
@@ -68,7 +69,7 @@ def _compile_stateless(model):
     inputs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), d)
               for t, d in zip(model.inputs, dtypes)]
 
-    @tf.function(input_signature=[variables, inputs])
+    @tf.function(input_signature=[variables, inputs], autograph=False)
     def compiled(values, xs):
         return stateless_outputs(model, values, xs)
 
@@ -219,7 +220,7 @@ def training_monitor(model, probe_inputs, probe_labels, *, every: int = 8,
     grads_fn = gradient_function(model, variables) if groups else None
     losses = head_losses(model)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def losses_fn(values, xs, ys):  # the losses with the shared weights stepped, stateless
         return tf_mean_losses(stateless_outputs(model, values, xs), ys, losses)
 
@@ -227,10 +228,13 @@ def training_monitor(model, probe_inputs, probe_labels, *, every: int = 8,
         def __init__(self):
             super().__init__()
             self.step, self.records = 0, []
+            self.seconds = 0.0  # spent measuring (the trainer's progress line shows it)
 
         def on_train_batch_begin(self, batch, logs=None):
             if grads_fn is not None and self.step % every == 0:
+                started = time.perf_counter()
                 self.records.append(self._measure())
+                self.seconds += time.perf_counter() - started
             self.step += 1
 
         def _measure(self):

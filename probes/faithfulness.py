@@ -21,12 +21,22 @@ measured: its areas are NaN, and the result says why.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
 from probes import data as pdata
 from probes import resultio
-from probes.forward import chunks, compiled_forward, layout, place, run_all, run_chunk
+from probes.forward import (
+    chunks,
+    compiled_forward,
+    compiled_partial,
+    frontier_rows,
+    layout,
+    place,
+    run_all,
+    run_chunk,
+)
 from probes.graph import structure
 from probes.lazy import coded_width
 from probes.method_maps import GRADIENT_METHODS, SETTINGS, first_rows, maps_of, subset
@@ -166,21 +176,29 @@ def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
     shape = (len(methods), h_n, i_n, n, fractions.size)
     deletion, insertion = np.empty(shape), np.empty(shape)
     empty_scores = np.empty((h_n, i_n, n))
-    for m, method in enumerate(methods):
-        for i in range(i_n):
+    inner = fractions[1:-1]  # the ends are every order's: the sample and the input removed
+    for i in range(i_n):
+        # Only the call sites that read input i run on the altered rows; the rest of the
+        # graph is the samples' own, computed once (probes.forward.compiled_partial).
+        front_of, partial = compiled_partial(model, i, encoded, linear=frozenset(heads))
+        front = frontier_rows(front_of, values, batch_size, ids, total)
+        curve = functools.partial(_curve, partial, values, front, i, present=present[i],
+                                  empty=empty[i], sign=sign, units=units,
+                                  batch_size=batch_size, ids=ids, total=total)
+        every = _orders(np.zeros(present[i].shape), present[i])  # removes all at fraction 1
+        removed = curve(every, np.ones(1), "deletion")[..., 0]
+        empty_scores[:, i] = removed  # (H, N)
+        for m, method in enumerate(methods):
             # The random order is the same for every head: one pass serves them all.
             rows = [None] if method == "random" else range(h_n)
             for h in rows:
                 order = _orders(importance[method][i if h is None else (h, i)], present[i])
                 for kind, out in (("deletion", deletion), ("insertion", insertion)):
-                    scores = _curve(forward, values, i, order, present[i], fractions, kind,
-                                    empty[i], sign, units, batch_size, ids,
-                                    total)  # (H, N, F)
-                    targets = range(h_n) if h is None else [h]
-                    for t in targets:
-                        out[m, t, i] = scores[t]
-                        empty_scores[t, i] = (scores[t, :, -1] if kind == "deletion"
-                                              else scores[t, :, 0])
+                    scores = curve(order, inner, kind)  # (H, N, F - 2)
+                    start, end = (full, removed) if kind == "deletion" else (removed, full)
+                    for t in (range(h_n) if h is None else [h]):
+                        out[m, t, i] = np.concatenate(
+                            [start[t, :, None], scores[t], end[t, :, None]], axis=1)
     params = {"methods": list(methods), "seed": seed, "batch_size": int(batch_size),
               "first": first, "settings": SETTINGS,
               "removed": "zero rows (PAD codes for one-hot characters, id 0 for tokens)",
@@ -249,11 +267,12 @@ def _orders(importance: np.ndarray, present: np.ndarray) -> np.ndarray:
     return np.argsort(-keyed, axis=1, kind="stable")
 
 
-def _curve(forward, values, i, order, present, fractions, kind, empty, sign, units,
+def _curve(partial, values, front, i, order, fractions, kind, *, present, empty, sign, units,
            batch_size, ids, total) -> np.ndarray:
     """(H, N, F) signed scores with input i's top-ranked steps removed (deletion) or only
     those present (insertion), per fraction; in the passes of a run over all `total` samples
-    (probes.forward.layout), F rows per sample."""
+    (probes.forward.layout), F rows per sample, through the partial pass of input i (`front`:
+    the rest of the graph's outputs at the samples, probes.forward.compiled_partial)."""
     n, f_n = values[0].shape[0], fractions.size
     out = np.empty((sign.shape[0], n, f_n))
     rank = np.empty_like(order)
@@ -268,7 +287,8 @@ def _curve(forward, values, i, order, present, fractions, kind, empty, sign, uni
         batch = [np.repeat(place(np.asarray(v[a:b]), p), f_n, axis=0)
                  for v in values]  # (w * F, T, ...)
         batch[i][gone.reshape(-1, gone.shape[2])] = empty
-        outs = run_chunk(forward, batch, p.width * f_n)
+        rows = [np.repeat(place(f[a:b], p), f_n, axis=0) for f in front]
+        outs = run_chunk(lambda xs, rows=rows: partial(xs, rows), batch, p.width * f_n)
         for h, o in enumerate(outs):
             o = o.reshape(p.width, f_n, -1)[p.offset:p.offset + b - a]
             picked = np.take_along_axis(o, units[h, a:b, None, None], axis=2)[..., 0]

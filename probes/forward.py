@@ -63,11 +63,29 @@ def compiled_forward(model, encoded: tuple = (), linear: frozenset = frozenset()
                   lambda: _compile_forward(model, encoded, linear))
 
 
-def _compile_forward(model, encoded, linear):
+def compiled_partial(model, varied: int, encoded: tuple = (), linear: frozenset = frozenset()):
+    """(frontier, forward) for passes in which input `varied` changes and the others stay
+    the samples' (a deletion curve, an ablation of one input): the rest of the graph is
+    computed once per sample instead of once per altered row.
+
+    `frontier(xs)` maps the samples (one array per input, as `compiled_forward` takes them) to
+    the outputs of the call sites that do not read input `varied` but feed ones that do, or a
+    head (probes.graphrun.split_at); `forward(xs, front)` maps rows (every input, the other
+    inputs as the samples' rows) and those outputs at the same rows to the heads' outputs,
+    computing only the call sites that read input `varied`. A model whose every call site
+    reads it has an empty frontier, and `forward` is the whole pass.
+    """
+    encoded = tuple(encoded) or (None,) * len(model.inputs)
+    linear = frozenset(linear)
+    return cached(model, ("partial", varied, encoded, linear),
+                  lambda: _compile_forward(model, encoded, linear, varied))
+
+
+def _compile_forward(model, encoded, linear, varied=None):
     import tensorflow as tf
 
     from probes import devices
-    from probes.graphrun import logit_heads, run_graph
+    from probes.graphrun import call_key, call_sites, logit_heads, run_graph, split_at
     from probes.onehot_path import gather_sites, gathered_call
 
     sites, _ = gather_sites(model)
@@ -82,21 +100,57 @@ def _compile_forward(model, encoded, linear):
         dtypes.append("int32" if width else str(t.dtype))
         specs.append(tf.TensorSpec(shape[:-1] if width else shape, dtypes[-1]))
 
-    # autograph=False: no tensor-dependent Python control flow here, and converting
-    # run_graph took seconds of the first call.
-    @tf.function(input_signature=[specs], autograph=False)
-    def compiled(xs):
+    def graph_inputs(xs):
         xs = [x if g else tf.one_hot(x, width, dtype=tf.float32) if width else x
               for x, width, g in zip(xs, encoded, gathered)]  # gathered: codes stay codes
-        xs = [tf.cast(x, t.dtype) if x.dtype != t.dtype and not g else x
-              for x, t, g in zip(xs, model.inputs, gathered)]
-        return run_graph(model, xs, linear=linear_ids, replaced=replaced)
+        return [tf.cast(x, t.dtype) if x.dtype != t.dtype and not g else x
+                for x, t, g in zip(xs, model.inputs, gathered)]
 
-    def forward(xs):  # split by rows across the devices of probes.devices.use, if any
-        return devices.run(compiled, ([np.asarray(x, d) for x, d in zip(xs, dtypes)],),
-                           split=(True,), axes=0)
+    def arrays(xs):
+        return [np.asarray(x, d) for x, d in zip(xs, dtypes)]
 
-    return forward
+    # autograph=False: no tensor-dependent Python control flow here, and converting
+    # run_graph took seconds of the first call.
+    if varied is None:
+        @tf.function(input_signature=[specs], autograph=False)
+        def compiled(xs):
+            return run_graph(model, graph_inputs(xs), linear=linear_ids, replaced=replaced)
+
+        def forward(xs):  # split by rows across the devices of probes.devices.use, if any
+            return devices.run(compiled, (arrays(xs),), split=(True,), axes=0)
+
+        return forward
+
+    downstream, frontier = split_at(model, varied)
+    tensors = [t for _, node in frontier for t in node.outputs]
+    counts = [len(node.outputs) for _, node in frontier]
+    front_specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), str(t.dtype)) for t in tensors]
+    others = frozenset(call_key(node) for node in call_sites(model)) - downstream
+
+    @tf.function(input_signature=[specs], autograph=False)
+    def compiled_frontier(xs):
+        return run_graph(model, graph_inputs(xs), linear=linear_ids, replaced=replaced,
+                         only=others, returns=tensors)
+
+    @tf.function(input_signature=[specs, front_specs], autograph=False)
+    def compiled_partial(xs, front):
+        given, k = {}, 0
+        for (key, _), n in zip(frontier, counts):
+            given[key], k = list(front[k:k + n]), k + n
+        return run_graph(model, graph_inputs(xs), linear=linear_ids, replaced=replaced,
+                         given=given, only=downstream)
+
+    def front_of(xs):
+        if not tensors:
+            return []
+        return [np.asarray(v) for v in
+                devices.run(compiled_frontier, (arrays(xs),), split=(True,), axes=0)]
+
+    def forward(xs, front):
+        return devices.run(compiled_partial, (arrays(xs), list(front)), split=(True, True),
+                           axes=0)
+
+    return front_of, forward
 
 
 def pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
@@ -138,6 +192,22 @@ def run_all(forward, xs, batch_size: int, ids=None, total: int | None = None
                          p.width)
         pieces.append([o[p.offset:p.offset + p.stop - p.start] for o in outs])
     return [np.concatenate(head) for head in zip(*pieces)]
+
+
+def frontier_rows(front_of, xs, batch_size: int, ids=None, total: int | None = None
+                  ) -> list[np.ndarray]:
+    """The frontier of a `compiled_partial` at all N rows of `xs`: one (N, ...) array per
+    frontier tensor, in the passes of `layout` (so a shard's equal the full run's rows)."""
+    n = xs[0].shape[0]
+    if ids is None:
+        ids, total = np.arange(n), n
+    pieces = []
+    for p in layout(ids, total, batch_size):
+        outs = front_of([place(np.asarray(x[p.start:p.stop]), p) for x in xs])
+        pieces.append([o[p.offset:p.offset + p.stop - p.start] for o in outs])
+    if not pieces or not pieces[0]:
+        return []
+    return [np.concatenate(parts) for parts in zip(*pieces)]
 
 
 def op_message(err) -> str:

@@ -53,14 +53,55 @@ def linear_copy(layer):
     return twin
 
 
+def call_key(node) -> tuple[int, int]:
+    """A call site's key: (id(layer), index of the call among the layer's calls)."""
+    return id(node.operation), node.operation._inbound_nodes.index(node)
+
+
+def call_sites(model):
+    """The model's call sites (nodes that call a layer), in the order run_graph runs them."""
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if node.operation and not node.is_input:
+                yield node
+
+
+def split_at(model, varied: int) -> tuple[frozenset, list]:
+    """Where a pass in which only input `varied` changes must compute again.
+
+    Returns:
+        (downstream, frontier): the keys (`call_key`) of the call sites that read input
+        `varied`, directly or through other call sites; and the (key, node) pairs of the
+        other call sites whose outputs a downstream call site or a head reads, in run order.
+        Given the frontier's outputs at the samples, the downstream call sites compute the
+        heads (run_graph's `given` and `only`): the rest of the graph is the samples' own.
+    """
+    seen = {id(model.inputs[varied])}
+    downstream, producers = set(), {}
+    for node in call_sites(model):
+        if any(id(t) in seen for t in node.input_tensors):
+            downstream.add(call_key(node))
+            seen.update(id(t) for t in node.outputs)
+        for t in node.outputs:
+            producers[id(t)] = node
+    read = [t for node in call_sites(model) if call_key(node) in downstream
+            for t in node.input_tensors] + list(model.outputs)
+    needed = {call_key(producers[id(t)]) for t in read
+              if id(t) not in seen and id(t) in producers}
+    frontier = [(call_key(node), node) for node in call_sites(model)
+                if call_key(node) in needed]
+    return frozenset(downstream), frontier
+
+
 def run_graph(model, inputs: list, *, given: dict | None = None, linear: frozenset = frozenset(),
-              fixed: list | None = None, replaced: dict | None = None) -> list:
+              fixed: list | None = None, replaced: dict | None = None,
+              only: frozenset | None = None, returns: list | None = None) -> list:
     """The model's outputs in `heads` order, computed call site by call site in inference mode.
 
     Args:
         inputs: one tensor per model input, model order.
-        given: {(id(layer), call index): tensor} outputs to use instead of calling those
-            call sites.
+        given: {(id(layer), call index): tensor, or a list of one tensor per output} outputs
+            to use instead of calling those call sites.
         linear: ids of output layers to call with a linear activation instead of their own.
         fixed: one tensor per model input (the original samples), from which every op with
             only boolean outputs that reads nothing but inputs and such ops (a mask) is
@@ -69,6 +110,8 @@ def run_graph(model, inputs: list, *, given: dict | None = None, linear: frozens
             sites computed by `fn` instead of the layer, from the call's own arguments (the
             layer passed is its linear copy where `linear` asks for one): the one-hot path
             runs a layer from gathered kernel rows (probes.onehot_path).
+        only: the keys of the call sites to compute (with the given ones); None: all.
+        returns: the tensors of the graph to return instead of the model's outputs.
     """
     import keras
 
@@ -76,29 +119,29 @@ def run_graph(model, inputs: list, *, given: dict | None = None, linear: frozens
     twins = {}
     values = {id(t): x for t, x in zip(model.inputs, inputs)}
     masks = {} if fixed is None else {id(t): x for t, x in zip(model.inputs, fixed)}
-    for depth in sorted(model._nodes_by_depth, reverse=True):
-        for node in model._nodes_by_depth[depth]:
-            if not node.operation or node.is_input:
-                continue
-            if any(id(t) not in values for t in node.input_tensors):
-                continue  # not upstream of what the inputs feed
-            op = node.operation
-            key = (id(op), op._inbound_nodes.index(node))
-            mask = bool(masks) and all(id(t) in masks for t in node.input_tensors) and all(
-                "bool" in str(t.dtype) for t in node.outputs)
-            if key in given:
-                outs = [given[key]]
-            else:
-                args, kwargs = node.arguments.fill_in(masks if mask else values)
-                if "training" in getattr(op, "_call_context_args", {}):
-                    kwargs["training"] = False
-                if id(op) in linear:
-                    op = twins.setdefault(id(op), linear_copy(op))
-                call = replaced.get(key) if replaced else None
-                outs = keras.tree.flatten(call(op, *args, **kwargs) if call else
-                                          op(*args, **kwargs))
-            for tensor, value in zip(node.outputs, outs):
-                values[id(tensor)] = value
-                if mask:
-                    masks[id(tensor)] = value
-    return [values[id(t)] for t in model.outputs]
+    for node in call_sites(model):
+        op = node.operation
+        key = call_key(node)
+        if key not in given and (
+                (only is not None and key not in only)
+                or any(id(t) not in values for t in node.input_tensors)):
+            continue  # not asked for, or not downstream of what the inputs feed
+        mask = bool(masks) and all(id(t) in masks for t in node.input_tensors) and all(
+            "bool" in str(t.dtype) for t in node.outputs)
+        if key in given:
+            value = given[key]
+            outs = list(value) if isinstance(value, (list, tuple)) else [value]
+        else:
+            args, kwargs = node.arguments.fill_in(masks if mask else values)
+            if "training" in getattr(op, "_call_context_args", {}):
+                kwargs["training"] = False
+            if id(op) in linear:
+                op = twins.setdefault(id(op), linear_copy(op))
+            call = replaced.get(key) if replaced else None
+            outs = keras.tree.flatten(call(op, *args, **kwargs) if call else
+                                      op(*args, **kwargs))
+        for tensor, value in zip(node.outputs, outs):
+            values[id(tensor)] = value
+            if mask:
+                masks[id(tensor)] = value
+    return [values[id(t)] for t in (model.outputs if returns is None else returns)]

@@ -170,7 +170,16 @@ def complete(src, directory, *, samples: int, seed: int, batch_size: int = 256,
             atomic.write_json(directory / filenames.TIMINGS, timings)
     if not done["computed"]:
         report(f"[{src.name}] every result is saved and current: nothing to compute")
+    else:
+        report(f"[{src.name}] {stage_times({p: timings[p] for p in done['computed']})}")
     return done
+
+
+def stage_times(seconds: dict) -> str:
+    """'N s: a 3.1 s, b 1.2 s, ...': the total and each stage, the longest first."""
+    parts = ", ".join(f"{name} {s:.1f} s" for name, s in
+                      sorted(seconds.items(), key=lambda kv: -kv[1]))
+    return f"{sum(seconds.values()):.1f} s: {parts}"
 
 
 def _read(path: Path) -> dict:

@@ -65,7 +65,7 @@ def gradient_function(model, variables):
 
     losses = loss_function(model)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # see gradients._compile_paths
     def run(xs, ys):
         with tf.GradientTape(persistent=True) as tape:
             per = losses(xs, ys)

@@ -79,8 +79,11 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
     if corpus and (run_dirs or model_path):
         raise click.UsageError("Expected --corpus with built-in variants; received it with "
                                f"--{'run' if run_dirs else 'model'}")
+    stages = {}
+    at = time.perf_counter()
     subjects = _subjects(variants, run_dirs, model_path, data_path, unsafe, custom_modules, out,
                          cache_dir, samples, corpus)
+    stages["models (training or loading)"] = time.perf_counter() - at
     n = None
     for name, directory, make_source, available in subjects:
         n_here = min(samples or DEFAULT_SAMPLES, available)
@@ -88,12 +91,15 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
             fail(ValueError(f"Expected --samples <= {available}, the samples of {name}; "
                             f"received {samples}"))
         n = n_here if n is None else min(n, n_here)
+    at = time.perf_counter()
     for name, directory, make_source, _ in subjects:
         _complete(name, Path(directory), make_source, n, seed, batch_size)
-    from probes.suite import REPORT_PROBES
+    stages["probes"] = time.perf_counter() - at
+    from probes.suite import REPORT_PROBES, stage_times
     from reports.build import build
 
     progress("writing the report ...")
+    at = time.perf_counter()
     try:
         path = build([d for _, d, _, _ in subjects], out, probe_names=list(REPORT_PROBES),
                      samples=n, seed=seed, png_dir=png_dir, benchmark_png=benchmark_plot,
@@ -101,6 +107,8 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
     except (ValueError, OSError) as err:
         fail(err if isinstance(err, ValueError) else
              ValueError(f"Expected a writable --out; received {out}: {err}"))
+    stages["writing"] = time.perf_counter() - at
+    progress(f"stages: {stage_times(stages)}")
     click.echo(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
 
 

@@ -256,7 +256,7 @@ def _forward_parts(model, xs, part_tensors, batch_size) -> list[np.ndarray]:
     dtypes = [str(t.dtype) for t in model.inputs]
     specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), d) for t, d in zip(model.inputs, dtypes)]
 
-    @tf.function(input_signature=[specs])
+    @tf.function(input_signature=[specs], autograph=False)
     def compiled(inputs):
         got = run_graph(sibling, inputs)
         values = dict(zip(feeds, got[k:]))
