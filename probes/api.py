@@ -33,7 +33,7 @@ def resolve(model, data, labels=None, samples=None):
     """(model, inputs, labels, name): paths loaded, the first `samples` rows taken."""
     name = None
     if isinstance(model, (str, Path)):
-        name, model = str(model), load_model(model)
+        name, model = str(model), pdata.loaded_model(model)
     if isinstance(data, (str, Path)):
         data, found = load_data(data, model)
         labels = found if labels is None else labels
@@ -101,7 +101,7 @@ def structure(model, data=None, **_):
     from probes.graph import structure as run
 
     if isinstance(model, (str, Path)):
-        model = load_model(model)
+        model = pdata.loaded_model(model)
     return run(model)
 
 

@@ -9,12 +9,17 @@ import math
 
 import numpy as np
 
-from probes.files import custom_objects, load_model, load_npz  # noqa: F401 (re-exported)
+from probes.files import (  # noqa: F401 (re-exported)
+    custom_objects,
+    load_model,
+    load_npz,
+    loaded_model,
+)
 from probes.graph import head_aliases, input_names, output_names, token_sites
 from probes.lazy import is_lazy
 
 __all__ = ["by_name", "canonical_inputs", "canonical_labels", "custom_objects", "input_names",
-           "load_model", "load_npz", "output_names"]
+           "load_model", "load_npz", "loaded_model", "output_names"]
 
 INT32 = np.iinfo(np.int32)
 

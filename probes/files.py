@@ -5,10 +5,13 @@ Everything here raises ValueError("Expected ...; received ...") naming the file,
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import importlib
 import importlib.util
 import re
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -45,6 +48,39 @@ def custom_objects(modules) -> dict:
         found.update({k: v for k, v in vars(module).items()
                       if callable(v) and getattr(v, "__module__", None) == module.__name__})
     return found
+
+
+# Models loaded by `loaded_model`, newest last: (digest, options) -> model.
+_LOADED: collections.OrderedDict = collections.OrderedDict()
+_LOADED_LOCK = threading.Lock()
+LOADED_KEPT = 4
+
+
+def loaded_model(path, *, unsafe: bool = False, custom_modules=()):
+    """`load_model`, once per file content and options in this process (the last
+    LOADED_KEPT kept): a model object keeps its traced functions (probes.forward.cached), so
+    a second probe of the same file in one process (a notebook, a test session, `probe
+    report` after `probe ablate` in Python) skips loading and tracing. Only for the probes,
+    which never change a model; `load_model` gives the caller a model of their own."""
+    path = Path(path)
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return load_model(path, unsafe=unsafe, custom_modules=custom_modules)  # its error
+    modules = tuple((str(m), hashlib.sha256(Path(m).read_bytes()).hexdigest()
+                     if str(m).endswith(".py") and Path(m).is_file() else None)
+                    for m in custom_modules)  # a module file edited in between: loaded again
+    key = (digest, bool(unsafe), modules)
+    with _LOADED_LOCK:
+        if key in _LOADED:
+            _LOADED.move_to_end(key)
+            return _LOADED[key]
+    model = load_model(path, unsafe=unsafe, custom_modules=custom_modules)
+    with _LOADED_LOCK:
+        _LOADED[key] = model
+        while len(_LOADED) > LOADED_KEPT:
+            _LOADED.popitem(last=False)
+    return model
 
 
 def load_model(path, *, unsafe: bool = False, custom_modules=()):

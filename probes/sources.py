@@ -50,7 +50,7 @@ def requested_samples(samples: int | None, available: int, what: str) -> int:
 def from_files(model_path, data_path, samples: int | None, unsafe: bool = False,
                custom_modules=()) -> Source:
     """A user's functional model and .npz data (first `samples` rows, default 256 or all)."""
-    model = pdata.load_model(model_path, unsafe=unsafe, custom_modules=custom_modules)
+    model = pdata.loaded_model(model_path, unsafe=unsafe, custom_modules=custom_modules)
     inputs, labels, ignored = pdata.load_npz(data_path, model)
     n = pdata.canonical_inputs(model, inputs, f"data in {data_path}")[0].shape[0]
     if labels is not None:

@@ -72,7 +72,6 @@ def test_three_by_three_verdicts_match_ablation():
     np.testing.assert_array_equal(summarize(r).verdict, m.KNOWN_3x3)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("baseline", ["zero", "mean", "shuffle"])
 def test_automatic_steps_reach_the_completeness_tolerance(tiny_runs, baseline):
     from probes.cli.runsource import from_run
@@ -158,7 +157,6 @@ def test_token_input_outside_an_embedding_is_refused():
         _attr(model, {"tokens": np.zeros((N, 4), "int32")}, "saliency")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("baseline", ["zero", "mean", "shuffle"])
 def test_lazy_one_hot_inputs_give_the_eager_numbers(tiny_runs, baseline):
     from probes.cli.runsource import from_run

@@ -14,7 +14,6 @@ def _json(args):
     return json.loads(result.stdout)
 
 
-@pytest.mark.slow
 def test_ablate_separate_run_json_contract(tiny_runs):
     out = _json(["ablate", "--run", str(tiny_runs["separate"].path), "--samples", "200",
                  "--json"])
@@ -30,14 +29,12 @@ def test_ablate_separate_run_json_contract(tiny_runs):
     assert (tiny_runs["separate"].path / "probes" / "ablation-shuffle-n200-seed0.json").is_file()
 
 
-@pytest.mark.slow
 def test_ablate_concat_run_all_cells_depend(tiny_runs):
     out = _json(["ablate", "--run", str(tiny_runs["concat"].path), "--samples", "200",
                  "--json"])
     assert out["verdict"] == [["depends", "depends"], ["depends", "depends"]]
 
 
-@pytest.mark.slow
 def test_same_seed_gives_identical_json(tiny_runs):
     args = ["ablate", "--run", str(tiny_runs["concat"].path), "--samples", "50", "--mode",
             "noise", "--seed", "3", "--json"]
@@ -121,7 +118,6 @@ def test_missing_model_file_is_one_line_error(tmp_path):
     assert "which does not exist" in result.output
 
 
-@pytest.mark.slow
 def test_too_many_samples_names_the_limit(tiny_runs):
     # Up to 100000, pairs beyond the 1000 saved are generated (tests/test_robustness.py).
     result = CliRunner().invoke(main, ["ablate", "--run", str(tiny_runs["concat"].path),
@@ -130,7 +126,6 @@ def test_too_many_samples_names_the_limit(tiny_runs):
     assert "Expected --samples <= 100000" in result.output
 
 
-@pytest.mark.slow
 def test_attribute_separate_run_agrees_with_ablation(tiny_runs):
     out = _json(["attribute", "--run", str(tiny_runs["separate"].path), "--samples", "40",
                  "--json"])

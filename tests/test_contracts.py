@@ -19,8 +19,6 @@ from probes.testing import (
     assert_no_path,
 )
 
-pytestmark = pytest.mark.slow  # the variants are trained (tiny, once per session)
-
 # The answer to the question, as a contract.
 CONCAT = {"head_1": {"tweet_a": "depends", "tweet_b": "depends"},
           "head_2": {"tweet_a": "depends", "tweet_b": "depends"}}

@@ -114,6 +114,7 @@ def _ablate(tmp):
     return ["ablate", "--model", str(tmp / "m.keras"), "--data", str(tmp / "d.npz"), "--json"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant, k", CASES)
 def test_two_devices_give_the_numbers_of_one(runs, variant, k):
     arrays, meta = runs["arrays"], runs["meta"]
@@ -147,6 +148,7 @@ def test_two_devices_give_the_numbers_of_one(runs, variant, k):
     assert (np.abs(one[one != 0.0]) > 1e-4).all()
 
 
+@pytest.mark.slow
 def test_cli_two_devices_print_the_json_of_one(runs):
     tmp = runs["tmp"]
     one = CliRunner().invoke(main, _ablate(tmp) + ["--devices", "1", "--out", str(tmp / "one")])
@@ -160,6 +162,7 @@ def test_cli_two_devices_print_the_json_of_one(runs):
     assert saved[0]["fingerprint"] == saved[1]["fingerprint"]
 
 
+@pytest.mark.slow
 def test_more_devices_than_visible_is_one_line(runs):
     result = CliRunner().invoke(main, _ablate(runs["tmp"]) + ["--devices", "100000"])
     assert result.exit_code == 2

@@ -12,7 +12,6 @@ from tests import models as m
 from tests import zoo
 
 
-
 def _built(model):
     return model, list(m.random_inputs(model, 12).values())
 

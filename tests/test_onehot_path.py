@@ -120,7 +120,13 @@ def _close(got, want, what):
                                err_msg=what)
 
 
-@pytest.mark.parametrize("name", list(BUILDERS))
+# Five of the eight models in the default run; a GRU resetting after, a SimpleRNN and an LSTM of
+# implementation 1 in the slow set (each case traces gradient functions on both paths).
+SLOW = ("gru", "simple_rnn_sequences", "lstm_impl1_backwards")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
+                                  for n in BUILDERS])
 def test_one_hot_path_equals_the_dense_path(name):
     model = _model(name)
     weights = [w.copy() for w in model.get_weights()]

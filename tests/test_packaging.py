@@ -43,6 +43,7 @@ def wheel_names(wheel) -> set[str]:
         return set(archive.namelist())
 
 
+@pytest.mark.slow
 def test_every_module_is_in_the_wheel(wheel_names):
     expected = _source_modules()
     # Guard against passing trivially: the subpackages the README's first command needs.
@@ -52,12 +53,14 @@ def test_every_module_is_in_the_wheel(wheel_names):
     assert not missing, f"modules missing from the wheel: {missing}"
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_no_tests_or_benchmarks(wheel_names):
     tops = {name.split("/", 1)[0] for name in wheel_names if not name.endswith(".dist-info/")}
     tops = {top for top in tops if not top.endswith(".dist-info")}
     assert tops == set(PACKAGES)
 
 
+@pytest.mark.slow
 def test_the_console_script_names_a_module_in_the_wheel(wheel, wheel_names):
     (name,) = [n for n in wheel_names if n.endswith(".dist-info/entry_points.txt")]
     with zipfile.ZipFile(wheel) as archive:

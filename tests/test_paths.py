@@ -228,7 +228,6 @@ def _cli(args):
     return result
 
 
-@pytest.mark.slow
 def test_cli_concat_run_json(tiny_runs):
     run = tiny_runs["concat"]
     out = json.loads(_cli(["--run", str(run.path), "--samples", "100", "--pairs", "150",
@@ -271,7 +270,6 @@ def test_cli_separate_and_concat_mlp(tiny_runs, tiny_cache):
     assert min(r[0] for r in mlp["interaction"]["relative"]) > 1e-3
 
 
-@pytest.mark.slow
 def test_cli_table_and_one_line_errors(tiny_runs, tmp_path):
     table = _cli(["--run", str(tiny_runs["concat"].path), "--samples", "40", "--out",
                   str(tmp_path)]).stdout

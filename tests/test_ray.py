@@ -55,6 +55,7 @@ CASES = [("ablation/shuffle", {"permutations": 3, "batch_size": 16}, False),
           {"steps": 8, "baseline": "shuffle", "maps": True, "batch_size": 64}, True)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("probe,params,lazy", CASES, ids=[c[0] for c in CASES])
 def test_shards_on_ray_equal_the_plain_run_exactly(local_ray, separate, probe, params, lazy):
     model, codes, labels = separate
@@ -95,6 +96,7 @@ def _custom_files(directory):
     return directory / "model.keras", directory / "data.npz", module
 
 
+@pytest.mark.slow
 def test_cli_ray_prints_and_saves_what_the_plain_command_does(local_ray, tmp_path):
     model, data, module = _custom_files(tmp_path)
     common = ["ablate", "--model", str(model), "--data", str(data), "--custom-module",
@@ -165,6 +167,7 @@ def test_an_unreachable_cluster_is_one_line_not_minutes_of_retries():
         "open); received ConnectionRefusedError: Connection refused")
 
 
+@pytest.mark.slow
 def test_a_local_ray_started_for_the_call_is_stopped_after_it():
     pytest.importorskip("ray", reason="the optional extra ray is not installed")
     done = _python("""
@@ -178,6 +181,7 @@ def test_a_local_ray_started_for_the_call_is_stopped_after_it():
     assert done.stdout.split() == ["True", "True", "False"]
 
 
+@pytest.mark.slow
 def test_cli_ray_runs_the_attribution_checks_as_the_plain_commands(local_ray, tmp_path):
     model, data, module = _custom_files(tmp_path)
     for cmd, methods in (("faithfulness", "random,saliency"), ("sanity", "saliency,input")):

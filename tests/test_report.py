@@ -65,6 +65,7 @@ def test_report_reuses_saved_results(tiny_report):
     assert "every result is saved and current: nothing to compute" in result.output
 
 
+@pytest.mark.slow
 def test_report_on_a_users_three_input_model(tmp_path):
     import numpy as np
 

@@ -98,6 +98,7 @@ CASES = {"one_by_one": (["signal"], ["score"]),
          "multi_unit": (["left", "right"], ["category", "position"])}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_every_page_names_the_models_own_heads_and_inputs(case, request):
     result, out = request.getfixturevalue(case)[-2:]
@@ -116,6 +117,7 @@ def test_every_page_names_the_models_own_heads_and_inputs(case, request):
     assert "structural_zero" in pages[0] or case != "three_by_three"
 
 
+@pytest.mark.slow
 def test_pages_without_anything_to_show_say_why(one_by_one):
     *_, result, out = one_by_one
     assert result.exit_code == 0, result.output
@@ -128,6 +130,7 @@ def test_pages_without_anything_to_show_say_why(one_by_one):
     assert "not run: shared" in pages[10]
 
 
+@pytest.mark.slow
 def test_labels_and_pairs_of_heads_and_inputs(three_by_three, multi_unit):
     pages = _pages(three_by_three[1])
     assert "change of the loss, ablation/shuffle" in pages[2]
@@ -142,6 +145,7 @@ def test_labels_and_pairs_of_heads_and_inputs(three_by_three, multi_unit):
     assert "No training record" in pages[8]
 
 
+@pytest.mark.slow
 def test_custom_module_is_needed_and_used(one_by_one):
     directory, module, result, _ = one_by_one
     assert result.exit_code == 0, result.output
@@ -163,7 +167,7 @@ def test_custom_module_option_matches_the_probe_commands():
     assert "repeatable" in option("report")
 
 
-
+@pytest.mark.slow
 def test_a_probe_that_does_not_apply_is_named_on_its_pages(three_by_three, tmp_path):
     """A probe `probe report` could not run on a model is recorded with its reason, and the
     pages say so; a result missing without a reason is still an error."""

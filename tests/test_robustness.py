@@ -173,6 +173,7 @@ def test_custom_layers_load_with_custom_module(files, tmp_path, monkeypatch):
           "'no_such_module_xyz'", "ModuleNotFoundError")
 
 
+@pytest.mark.slow
 def test_a_real_process_prints_one_line_and_no_traceback(files, tmp_path):
     (tmp_path / "bad.keras").write_text("not a model")
     code = "from probes.cli import main; main()"

@@ -68,7 +68,6 @@ def test_occlusion_window_longer_than_the_input(files):
 # Output ----------------------------------------------------------------------------------
 
 
-
 def test_a_missing_out_directory_is_created(files, tmp_path):
     out = tmp_path / "new" / "nested"
     cli(_ablate(files, out))
@@ -183,7 +182,6 @@ def test_an_unwritable_cache_fails_before_training(tmp_path):
 
 # Beyond the saved held-out set -----------------------------------------------------------
 
-@pytest.mark.slow
 def test_samples_beyond_the_saved_heldout_are_generated(tiny_runs):
     run = tiny_runs["concat"]
     result = cli(["ablate", "--run", run.path, "--samples", "1100", "--mode", "zero", "--json"])
@@ -192,7 +190,6 @@ def test_samples_beyond_the_saved_heldout_are_generated(tiny_runs):
     assert out["samples"] == 1100 and out["verdict"] == [["depends"] * 2] * 2
 
 
-@pytest.mark.slow
 def test_generated_pairs_are_deterministic_prefix_stable_and_labelled(tiny_runs):
     run = tiny_runs["concat"]
     saved, saved_labels = run.heldout()
@@ -213,7 +210,6 @@ def test_generated_pairs_are_deterministic_prefix_stable_and_labelled(tiny_runs)
 
 # Determinism -----------------------------------------------------------------------------
 
-@pytest.mark.slow
 @pytest.mark.parametrize("source", ["files", "run"])
 def test_same_seed_same_json_bit_for_bit(files, tiny_runs, tmp_path, source):
     if source == "files":
@@ -232,7 +228,6 @@ def test_same_seed_same_json_bit_for_bit(files, tiny_runs, tmp_path, source):
 
 # Damaged run directories -----------------------------------------------------------------
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name,fragment", [
     ("heldout.npz", "Expected held-out data in"),
     ("model.keras", "Expected a loadable model.keras in"),

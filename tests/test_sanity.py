@@ -24,7 +24,6 @@ def checked(tiny_runs):
     return model, before, res
 
 
-@pytest.mark.slow
 def test_maps_fall_apart_as_the_layers_are_randomised(checked):
     model, before, res = checked
     assert res.layers == ("head_2", "head_1", "shared_lstm") == tuple(cascade_layers(model))
@@ -45,7 +44,6 @@ def test_maps_fall_apart_as_the_layers_are_randomised(checked):
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
-@pytest.mark.slow
 def test_cli_reports_the_failing_control(tiny_runs):
     out = CliRunner().invoke(main, ["sanity", "--run", str(tiny_runs["separate"].path),
                                     "--samples", "32", "--methods", "saliency,input",

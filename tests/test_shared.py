@@ -263,12 +263,12 @@ def test_training_record_and_cli(tiny_runs):
     record = run.taskgrads()
     steps = [r["step"] for r in record["records"]]
     assert record["groups"] == ["shared_lstm"] and record["every"] == 8
-    # 10 epochs (patience 10 never stops them early) of ceil(2000 / 32) = 63 batches: 630
-    # training steps, a record before steps 0, 8, ..., 624: ceil(630 / 8) = 79 records.
+    # 10 epochs (patience 10 never stops them early) of ceil(2000 / 128) = 16 batches: 160
+    # training steps, a record before steps 0, 8, ..., 152: 160 / 8 = 20 records.
     epochs = len(run.history["history"]["loss"])
     per_epoch = -(-TINY["n_train"] // TINY["batch_size"])
-    assert (epochs, per_epoch) == (10, 63)
-    assert steps == list(range(0, epochs * per_epoch, 8)) and len(steps) == 79
+    assert (epochs, per_epoch) == (10, 16)
+    assert steps == list(range(0, epochs * per_epoch, 8)) and len(steps) == 20
     cos = np.array([r["cosine"][0] for r in record["records"]])  # (records, H, H)
     # Each head's gradient with itself: cosine 1 to float64 rounding; the pair symmetric.
     np.testing.assert_allclose(cos[:, [0, 1], [0, 1]], 1.0, rtol=0, atol=1e-12)

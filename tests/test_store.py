@@ -51,6 +51,7 @@ def reported(tmp_path_factory):
     return tmp, model, data, out
 
 
+@pytest.mark.slow
 def test_an_unchanged_model_and_data_recompute_nothing(reported):
     tmp, model, data, out = reported
     folder = out.with_name(out.stem + "-results") / "probes"
@@ -62,6 +63,7 @@ def test_an_unchanged_model_and_data_recompute_nothing(reported):
     assert len(before) >= 8  # the guard: the report's results are there to be reused
 
 
+@pytest.mark.slow
 def test_a_changed_model_is_recomputed_and_shown(reported, tmp_path):
     _, model, data, _ = reported
     assert _matrix(reported[3])["h_b"]["x2"] == "depends"
@@ -81,6 +83,48 @@ def test_a_changed_model_is_recomputed_and_shown(reported, tmp_path):
     assert after["h_ab"] == _matrix(reported[3])["h_ab"]
 
 
+@pytest.mark.slow
+def test_one_weight_changed_in_place_is_stale_for_the_report(reported, tmp_path):
+    # The same model object, one kernel entry nudged in place (no clone, whose config would
+    # differ too): only the weights can tell the fingerprint it changed.
+    tmp, _, data, out = reported
+    model = keras.saving.load_model(tmp / "model.keras")  # the very model reported
+    shutil.copytree(out.with_name("r-results"), tmp_path / "r-results")
+    _nudge(model.get_layer("h_b").kernel)
+    model_path, data_path = _files(tmp_path, model, data)
+    result = _report(model_path, data_path, tmp_path / "r.pdf")
+    assert "stale (model changed)" in result.stderr
+    assert "stale (data changed)" not in result.stderr
+
+
+def _nudge(variable):
+    """Adds 1e-3 to one entry of `variable`, in place."""
+    value = variable.numpy()
+    value.flat[0] += 1e-3
+    variable.assign(value)
+
+
+def test_one_weight_changed_in_place_makes_a_saved_result_stale(tmp_path):
+    model = m.three_by_three()
+    data = m.random_inputs(model, N)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return PROBES["ablation/zero"](model, data, rng=generator(0, "probe"), seed=0)
+
+    before = fingerprint(model, data, "ablation/zero", {"seed": 0})
+    store.cached(tmp_path, "a", before, compute)
+    _nudge(model.get_layer("h_b").kernel)  # the same object, one weight
+    after = fingerprint(model, data, "ablation/zero", {"seed": 0})
+    assert after["model"] != before["model"] and after["data"] == before["data"]
+    lines = []
+    _, reused = store.cached(tmp_path, "a", after, compute, report=lines.append)
+    assert not reused and len(calls) == 2
+    assert lines == ["a: saved result is stale (model changed); recomputing"]
+
+
+@pytest.mark.slow
 def test_changed_data_gives_new_numbers(reported, tmp_path):
     tmp, model, data, out = reported
     other = {k: v + 0.5 for k, v in data.items()}
@@ -135,6 +179,11 @@ def _equal(a, b):
             assert x == y, f.name
 
 
+# The checks with fewer methods: every field of their results all the same, in less time.
+LIGHTER = {"faithfulness": {"methods": ["saliency", "occlusion", "random"]},
+           "sanity": {"methods": ["saliency", "input"]}}
+
+
 @pytest.mark.parametrize("probe", sorted(PROBES))
 def test_every_probe_family_round_trips_bit_for_bit(probe, tmp_path):
     from mtl_models.variants import build_model
@@ -143,7 +192,7 @@ def test_every_probe_family_round_trips_bit_for_bit(probe, tmp_path):
     data = m.random_inputs(model, 24)
     labels = {h: np.random.default_rng(1).integers(0, 2, 24) for h in ("head_1", "head_2")}
     result = PROBES[probe](model, data, rng=generator(0, "probe"), labels=labels, seed=0,
-                           model_name="separate")
+                           model_name="separate", **LIGHTER.get(probe, {}))
     assert getattr(type(result), "KIND", None) in resultio.MODULES  # a registered type
     path = resultio.save(result, tmp_path, "r", fingerprint={"key": "x"})
     _equal(result, resultio.load(path))

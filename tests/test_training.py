@@ -4,7 +4,6 @@ import pytest
 from mtl_models import runs
 
 
-@pytest.mark.slow
 def test_tiny_training_beats_or_matches_its_references(tiny_runs):
     concat = tiny_runs["concat"].accuracy["heads"]["head_1"]
     separate = tiny_runs["separate"].accuracy["heads"]["head_1"]
@@ -21,7 +20,6 @@ def test_tiny_training_beats_or_matches_its_references(tiny_runs):
     np.testing.assert_allclose(separate["accuracy"], ref_a, atol=0.02)
 
 
-@pytest.mark.slow
 def test_run_directory_holds_model_data_history_and_manifest(tiny_runs):
     run = tiny_runs["concat"]
     # probes/ appears once a probe has saved results into the (session-shared) run.
@@ -40,7 +38,6 @@ def test_run_directory_holds_model_data_history_and_manifest(tiny_runs):
     assert run.history["best_epoch"] == int(np.argmin(hist["val_loss"]))
 
 
-@pytest.mark.slow
 def test_saved_model_reproduces_the_saved_accuracy(tiny_runs):
     from mtl_models.training import predict
 
@@ -52,7 +49,6 @@ def test_saved_model_reproduces_the_saved_accuracy(tiny_runs):
         np.testing.assert_allclose(acc, run.accuracy["heads"][head]["accuracy"], rtol=0, atol=0)
 
 
-@pytest.mark.slow
 def test_cached_run_is_reused_not_retrained(tiny_runs, tiny_cache):
     config = tiny_runs["concat"].config
     before = (tiny_runs["concat"].path / "manifest.json").stat().st_mtime_ns

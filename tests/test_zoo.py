@@ -83,6 +83,7 @@ def test_attribute_gives_the_planted_verdicts(saved, method):
     assert out["disagreements"] == []
 
 
+@pytest.mark.slow
 def test_report_writes_a_pdf(saved, tmp_path):
     specimen, model_path, data_path = saved
     pdf = tmp_path / "zoo.pdf"

@@ -90,7 +90,7 @@ def _source(spec: dict, samples: int, structural_only: bool):
 
     import_tensorflow()
     if "path" in spec:
-        model = pdata.load_model(spec["path"], unsafe=spec.get("unsafe", False),
+        model = pdata.loaded_model(spec["path"], unsafe=spec.get("unsafe", False),
                                  custom_modules=spec.get("custom_modules", ()))
         if structural_only:
             return model, None, None

@@ -66,7 +66,7 @@ def structure(as_json, **kw):
         elif which == "run_dir":
             model = runs.load_run(kw["run_dir"]).model()
         else:
-            model = pdata.load_model(kw["model_path"], unsafe=kw["unsafe"],
+            model = pdata.loaded_model(kw["model_path"], unsafe=kw["unsafe"],
                                      custom_modules=kw["custom_modules"])
     except ValueError as err:
         fail(err)
