@@ -177,6 +177,7 @@ def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
     deletion, insertion = np.empty(shape), np.empty(shape)
     empty_scores = np.empty((h_n, i_n, n))
     inner = fractions[1:-1]  # the ends are every order's: the sample and the input removed
+    reach = structure(model).reach
     for i in range(i_n):
         # Only the call sites that read input i run on the altered rows; the rest of the
         # graph is the samples' own, computed once (probes.forward.compiled_partial).
@@ -194,7 +195,13 @@ def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
             for h in rows:
                 order = _orders(importance[method][i if h is None else (h, i)], present[i])
                 for kind, out in (("deletion", deletion), ("insertion", insertion)):
-                    scores = curve(order, inner, kind)  # (H, N, F - 2)
+                    if h is not None and not reach[h, i]:
+                        # No path from input i: head h's rows of the partial pass are its
+                        # given output at the samples, the scores of `removed`, at every
+                        # fraction; the pass would return exactly these.
+                        scores = np.repeat(removed[:, :, None], inner.size, axis=2)
+                    else:
+                        scores = curve(order, inner, kind)  # (H, N, F - 2)
                     start, end = (full, removed) if kind == "deletion" else (removed, full)
                     for t in (range(h_n) if h is None else [h]):
                         out[m, t, i] = np.concatenate(
@@ -205,7 +212,7 @@ def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
               "model": model_name or model.name}
     return Faithfulness(heads=heads, inputs=names, methods=methods, fractions=fractions,
                         deletion=deletion, insertion=insertion, full=full,
-                        empty=empty_scores, structural=structure(model).reach,
+                        empty=empty_scores, structural=reach,
                         sample_ids=ids, params=params)
 
 

@@ -60,7 +60,15 @@ def loss_function(model):
 
 
 def gradient_function(model, variables):
-    """tf.function(xs, ys) -> (losses (H,), per head a list of gradients, one per variable)."""
+    """tf.function(xs, ys) -> (losses (H,), per head a list of gradients, one per variable);
+    one per model and variables, shared by the probes of a process (probes.forward.cached)."""
+    from probes.forward import cached
+
+    return cached(model, ("task_gradients", tuple(id(v) for v in variables)),
+                  lambda: _gradient_function(model, variables))
+
+
+def _gradient_function(model, variables):
     import tensorflow as tf
 
     losses = loss_function(model)

@@ -92,3 +92,36 @@ def test_cli_saves_and_reports_the_areas(setup, tmp_path):
     bad = CliRunner().invoke(main, ["faithfulness", "--model", str(tmp_path / "m.keras"),
                                     "--data", str(tmp_path / "d.npz"), "--methods", "lime"])
     assert bad.exit_code == 2 and "expected a comma-separated list" in bad.output
+
+
+def test_cells_without_a_path_are_what_the_passes_would_give(monkeypatch):
+    # The curves of a cell without a path are not run: the partial pass gives such a head its
+    # output at the samples on every row. Run them anyway (every cell taken as reachable): the
+    # arrays must be the same, bit for bit.
+    import importlib
+
+    from mtl_models.variants import build_model
+    from tests import models as m
+
+    module = importlib.import_module("probes.faithfulness")
+    model = build_model("separate", seq_len=6, features=5, units=3, seed=1)
+    data = m.random_inputs(model, 20)
+
+    def run():
+        return faithfulness(model, data, rng=np.random.default_rng(0),
+                            methods=("saliency", "random"))
+
+    skipped = run()
+    assert skipped.structural.tolist() == [[True, False], [False, True]]  # two cells skipped
+    real = module.structure
+
+    class Everything:
+        def __init__(self, model):
+            self.reach = np.ones_like(real(model).reach)
+
+    monkeypatch.setattr(module, "structure", Everything)
+    computed = run()
+    np.testing.assert_array_equal(skipped.deletion, computed.deletion)
+    np.testing.assert_array_equal(skipped.insertion, computed.insertion)
+    # Guard: the cells with a path moved (the comparison covers real curves too).
+    assert np.ptp(skipped.deletion[0, 0, 0]) > 1e-3

@@ -2,6 +2,7 @@
 recomputed at all; every result type round-trips through save and load bit for bit."""
 
 import dataclasses
+import functools
 import json
 import shutil
 
@@ -184,11 +185,18 @@ LIGHTER = {"faithfulness": {"methods": ["saliency", "occlusion", "random"]},
            "sanity": {"methods": ["saliency", "input"]}}
 
 
-@pytest.mark.parametrize("probe", sorted(PROBES))
-def test_every_probe_family_round_trips_bit_for_bit(probe, tmp_path):
+@functools.lru_cache(maxsize=None)
+def _separate():
+    """The small separate model (it shares its LSTM) of the tests below: one for the module,
+    so they share its traced functions."""
     from mtl_models.variants import build_model
 
-    model = build_model("separate", seq_len=6, features=5, units=3, seed=1)  # shares its LSTM
+    return build_model("separate", seq_len=6, features=5, units=3, seed=1)
+
+
+@pytest.mark.parametrize("probe", sorted(PROBES))
+def test_every_probe_family_round_trips_bit_for_bit(probe, tmp_path):
+    model = _separate()
     data = m.random_inputs(model, 24)
     labels = {h: np.random.default_rng(1).integers(0, 2, 24) for h in ("head_1", "head_2")}
     result = PROBES[probe](model, data, rng=generator(0, "probe"), labels=labels, seed=0,
@@ -217,10 +225,9 @@ def _arrays(result):
 def test_seeds_of_the_weight_and_path_probes(probe, stochastic):
     """Same seed, same numbers; another seed changes exactly the probes that draw (the
     mini-batch order of the agreement, the partners of the interaction contrast)."""
-    from mtl_models.variants import build_model
     from probes.suite import STREAMS
 
-    model = build_model("separate", seq_len=6, features=5, units=3, seed=1)
+    model = _separate()
     data = m.random_inputs(model, 40)
     labels = {h: np.random.default_rng(1).integers(0, 2, 40) for h in ("head_1", "head_2")}
     stream = STREAMS.get(probe.split("/")[0], "probe")
