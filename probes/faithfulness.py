@@ -39,7 +39,7 @@ from probes.forward import (
 )
 from probes.graph import structure
 from probes.lazy import coded_width
-from probes.method_maps import GRADIENT_METHODS, SETTINGS, first_rows, maps_of, subset
+from probes.method_maps import GRADIENT_METHODS, first_rows, maps_of, method_settings, subset
 
 METHODS = GRADIENT_METHODS + ("occlusion", "random")
 FRACTIONS = tuple(np.round(np.linspace(0, 1, 11), 10))
@@ -128,7 +128,7 @@ def _median(values) -> str:
 def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
                  fractions=FRACTIONS, batch_size: int = 256, seed: int | None = None,
                  first: int | None = None, background=None, sample_ids=None, labels=None,
-                 model_name: str | None = None) -> Faithfulness:
+                 model_name: str | None = None, settings=None) -> Faithfulness:
     """Deletion and insertion curves of `methods` on every head and input.
 
     Args:
@@ -143,12 +143,15 @@ def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
             (a shard, probes.shards): the random order and the passes are the whole run's,
             so a shard's curves equal the same rows of the unsharded run's.
         labels: accepted for the registry's one signature; not used.
+        settings: the gradient methods' settings ({method: {name: value}}) in place of
+            probes.method_maps.SETTINGS (probes.method_maps.method_settings).
     Returns:
-        A Faithfulness result (integrated gradients and smoothgrad with SETTINGS).
+        A Faithfulness result; its params hold the settings used.
     """
     methods = tuple(methods)
     bad = [m for m in methods if m not in METHODS]
     fractions = np.asarray(fractions, np.float64)
+    settings = method_settings(settings)
     if bad or not methods:
         raise ValueError(f"Expected methods from {list(METHODS)}; received {list(methods)}")
     if (fractions.ndim != 1 or fractions.size < 2 or fractions[0] != 0 or fractions[-1] != 1
@@ -171,7 +174,7 @@ def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
     present = [_present(v, w is not None, e) for v, w, e in zip(values, encoded, empty)]
     full, sign, units = _scores_at(forward, values, batch_size, ids, total)
     importance = _importances(model, xs, rng, methods, sign, batch_size, seed, bg, sub_ids,
-                              ids, total)
+                              ids, total, settings)
     h_n, i_n = len(heads), len(names)
     shape = (len(methods), h_n, i_n, n, fractions.size)
     deletion, insertion = np.empty(shape), np.empty(shape)
@@ -207,7 +210,7 @@ def faithfulness(model, inputs, *, rng: np.random.Generator, methods=METHODS,
                         out[m, t, i] = np.concatenate(
                             [start[t, :, None], scores[t], end[t, :, None]], axis=1)
     params = {"methods": list(methods), "seed": seed, "batch_size": int(batch_size),
-              "first": first, "settings": SETTINGS,
+              "first": first, "settings": settings,
               "removed": "zero rows (PAD codes for one-hot characters, id 0 for tokens)",
               "model": model_name or model.name}
     return Faithfulness(heads=heads, inputs=names, methods=methods, fractions=fractions,
@@ -239,7 +242,7 @@ def _scores_at(forward, values, batch_size, ids, total):
 
 
 def _importances(model, xs, rng, methods, sign, batch_size, seed, bg, sub_ids, ids,
-                 total) -> dict:
+                 total, settings) -> dict:
     """method -> per (head, input) (N, T) importance of each step (higher: removed first);
     "random" -> per input (N, T) random keys (drawn for all `total` samples: a shard's are
     the unsharded run's)."""
@@ -257,7 +260,7 @@ def _importances(model, xs, rng, methods, sign, batch_size, seed, bg, sub_ids, i
             out[method] = {(h, i): np.repeat(res.profile[h, i], window, axis=1)[:, :t[i]]
                            for h in range(len(res.heads)) for i in range(len(xs))}
         else:
-            maps = maps_of(model, xs, method, rng, batch_size, seed, bg, sub_ids)
+            maps = maps_of(model, xs, method, rng, batch_size, seed, bg, sub_ids, settings)
             out[method] = {(h, i): sign[h][:, None] * _per_step(maps[i][h])
                            for h in range(len(sign)) for i in range(len(xs))}
     return out

@@ -16,16 +16,41 @@ GRADIENT_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smo
 SETTINGS = {"integrated_gradients": {"steps": 8}, "smoothgrad": {"noise_samples": 8}}
 
 
-def maps_of(model, xs, method, rng, batch_size, seed, background=None, sample_ids=None):
+def method_settings(settings=None) -> dict:
+    """The methods' settings a check runs with: SETTINGS, with `settings` ({method: {name:
+    value}}, e.g. {"integrated_gradients": {"steps": 16}}) in place of the defaults it names.
+
+    Raises:
+        ValueError: a method or setting SETTINGS does not have, or a value that is not a
+            positive integer.
+    """
+    out = {method: dict(values) for method, values in SETTINGS.items()}
+    for method, values in (settings or {}).items():
+        if method not in SETTINGS or not isinstance(values, dict):
+            raise ValueError(f"Expected settings of {list(SETTINGS)}; received {method!r}")
+        for name, value in values.items():
+            if name not in SETTINGS[method]:
+                raise ValueError(f"Expected a setting of {method} in "
+                                 f"{list(SETTINGS[method])}; received {name!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Expected {method} {name} to be a positive integer; "
+                                 f"received {value!r}")
+            out[method][name] = value
+    return out
+
+
+def maps_of(model, xs, method, rng, batch_size, seed, background=None, sample_ids=None,
+            settings=SETTINGS):
     """The signed maps of a gradient method (probes.attribution, maps=True) as the checks
-    compute them: zero baseline, logit space, SETTINGS (of a shard's samples with
-    `background` and `sample_ids`, as probes.attribution.attribute takes them)."""
+    compute them: zero baseline, logit space, `settings` (`method_settings`), of a shard's
+    samples with `background` and `sample_ids` (as probes.attribution.attribute takes
+    them)."""
     from probes.attribution import attribute
 
     return attribute(model, xs, rng=rng, method=method, maps=True, baseline="zero",
                      batch_size=batch_size, seed=seed, target="predicted",
                      background=background, sample_ids=sample_ids,
-                     **SETTINGS.get(method, {})).maps
+                     **settings.get(method, {})).maps
 
 
 def subset(model, xs, background, sample_ids, first):

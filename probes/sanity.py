@@ -23,7 +23,7 @@ import numpy as np
 
 from probes import data as pdata
 from probes import resultio
-from probes.method_maps import GRADIENT_METHODS, SETTINGS, first_rows, maps_of, subset
+from probes.method_maps import GRADIENT_METHODS, first_rows, maps_of, method_settings, subset
 from probes.graph import structure
 
 METHODS = GRADIENT_METHODS + ("input",)
@@ -101,7 +101,8 @@ class Sanity:
 
 def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_size: int = 256,
            seed: int | None = None, first: int | None = None, background=None,
-           sample_ids=None, labels=None, model_name: str | None = None) -> Sanity:
+           sample_ids=None, labels=None, model_name: str | None = None,
+           settings=None) -> Sanity:
     """Cascading randomisation of `model`'s layers with weights, from the heads down.
 
     Args:
@@ -109,16 +110,19 @@ def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_si
         inputs: {input name: (N, ...) array} (or lazy inputs).
         rng: the re-initialised weights, the control's projection and the methods' randomness.
         methods: from METHODS ("input" is the control that ignores the model); maps from the
-            zero baseline with probes.method_maps.SETTINGS.
+            zero baseline with `settings`.
         first: use only the first `first` samples (the report's cap on this probe's cost).
         background, sample_ids: every sample of the run and the rows of `inputs` among them
             (a shard, probes.shards): the maps are computed in the whole run's passes, so a
             shard's correlations equal the same rows of the unsharded run's.
         labels: accepted for the registry's one signature; not used.
+        settings: the gradient methods' settings ({method: {name: value}}) in place of
+            probes.method_maps.SETTINGS (probes.method_maps.method_settings).
     Returns:
-        A Sanity result.
+        A Sanity result; its params hold the settings used.
     """
     methods = tuple(methods)
+    settings = method_settings(settings)
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ValueError(f"Expected methods from {list(METHODS)}; received {list(methods)}")
@@ -135,6 +139,7 @@ def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_si
     present = [_present_steps(x) for x in xs]
     # Each method draws the same randomness (smoothgrad's noise) for every model it explains.
     base = int(rng.integers(2**31))
+    where = dict(where, settings=settings)
     original = _all_maps(model, xs, methods, projections, base, batch_size, seed, where)
     clone = _clone(model)
     corr = np.full((len(methods), len(cascade), len(heads), len(names), xs[0].shape[0]),
@@ -153,7 +158,7 @@ def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_si
                   correlation=corr, structural=reach, sample_ids=ids,
                   params={"methods": list(methods), "seed": seed, "first": first,
                           "batch_size": int(batch_size), "threshold": THRESHOLD,
-                          "settings": SETTINGS,
+                          "settings": settings,
                           "reinit": "normal, each tensor's own mean and std",
                           "model": model_name or model.name})
 
@@ -174,7 +179,7 @@ def _clone(model):
 def _all_maps(model, xs, methods, projections, base: int, batch_size, seed, where):
     """Per method, per input, (H, N, T) maps (the control: (H, N, T) the same for every
     head); method k draws from the generator seeded [base, k]; `where`: a shard's background
-    and sample_ids (probes.method_maps.maps_of)."""
+    and sample_ids, and the methods' settings (probes.method_maps.maps_of)."""
     heads = len(model.outputs)
     out = []
     for k, method in enumerate(methods):

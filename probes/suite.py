@@ -16,6 +16,7 @@ from pathlib import Path
 
 from probes import atomic, filenames, store
 from probes.fingerprint import combine, data_fingerprint, fingerprint, model_fingerprint
+from probes.method_maps import SETTINGS
 from probes.seeds import generator
 
 # What the report shows, with the parameters each probe runs with (besides --batch-size).
@@ -36,8 +37,10 @@ REPORT_PROBES = {
     # Faithfulness on the first 32 samples, sanity on the first 64 with the methods its
     # acceptance names plus the control: at full size on 256 samples they took 195 s and
     # minutes more per variant (the curves' medians over 32 samples, README).
-    "faithfulness": {"first": 32},
-    "sanity": {"first": 64, "methods": ["saliency", "integrated_gradients", "input"]},
+    # Their methods' settings named, so that the fingerprint covers them.
+    "faithfulness": {"first": 32, "settings": SETTINGS},
+    "sanity": {"first": 64, "methods": ["saliency", "integrated_gradients", "input"],
+               "settings": SETTINGS},
     "structure": {},
 }
 # What the report can go without when a model does not allow it (the probe raises ValueError):

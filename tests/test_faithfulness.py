@@ -125,3 +125,22 @@ def test_cells_without_a_path_are_what_the_passes_would_give(monkeypatch):
     np.testing.assert_array_equal(skipped.insertion, computed.insertion)
     # Guard: the cells with a path moved (the comparison covers real curves too).
     assert np.ptp(skipped.deletion[0, 0, 0]) > 1e-3
+
+
+def test_the_methods_settings_are_named_in_the_result_and_checked(setup):
+    model, _, data, res = setup
+    assert res.params["settings"]["integrated_gradients"] == {"steps": 8}  # the default
+    four = faithfulness(model, data, rng=np.random.default_rng(1),
+                        methods=("integrated_gradients", "random"),
+                        settings={"integrated_gradients": {"steps": 4}})
+    assert four.params["settings"] == {"integrated_gradients": {"steps": 4},
+                                       "smoothgrad": {"noise_samples": 8}}
+    # The curve of a linear logit does not depend on the nodes: the same ranking either way.
+    ig = res.methods.index("integrated_gradients")
+    np.testing.assert_allclose(four.deletion[0], res.deletion[ig], rtol=1e-6)
+    for bad, fragment in (({"occlusion": {"steps": 4}}, "Expected settings of"),
+                          ({"integrated_gradients": {"nodes": 4}}, "Expected a setting of"),
+                          ({"smoothgrad": {"noise_samples": 0}}, "positive integer")):
+        with pytest.raises(ValueError, match=fragment):
+            faithfulness(model, data, rng=np.random.default_rng(1), methods=("random",),
+                         settings=bad)
