@@ -215,8 +215,9 @@ def training_monitor(model, probe_inputs, probe_labels, *, every: int = 8,
 
     variables, groups = variable_groups(model)
     heads = pdata.output_names(model)
-    xs = [np.asarray(x, np.float32) for x in probe_inputs]
-    ys = [np.asarray(y, np.float64).reshape(len(y), -1) for y in probe_labels]
+    # Tensors once: the fixed batch is not converted again at every record.
+    xs = [tf.constant(np.asarray(x, np.float32)) for x in probe_inputs]
+    ys = [tf.constant(np.asarray(y, np.float64).reshape(len(y), -1)) for y in probe_labels]
     grads_fn = gradient_function(model, variables) if groups else None
     losses = head_losses(model)
 
