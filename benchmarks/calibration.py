@@ -31,7 +31,7 @@ Rates per (distribution, n), each over `--datasets` seeded data sets per share:
            alpha / 4. Data sets where the tested input never moves the head are `zero`
            (sparse, n = 20: 0.9^20 = 12%), which is neither verdict.
 before = the rule up to this change (a one-sided paired t-test on d, kept verbatim below as
-`paired_t_test`); after = probes.stats as it is now (`share_p_values`, `summarize`).
+`paired_t_test`); after = probes.results.stats as it is now (`share_p_values`, `summarize`).
 Simulation error: the binomial standard error of a rate p over R data sets is
 sqrt(p (1 - p) / R): 1.26 points at 5% with R = 300, 0.49 with R = 2000.
 """
@@ -45,9 +45,9 @@ import zlib
 import numpy as np
 from scipy.special import stdtr
 
-from probes.result import ProbeResult
-from probes.stats import holm, share_p_values, summarize
-from probes.text import table
+from probes.results.result import ProbeResult
+from probes.results.stats import holm, share_p_values, summarize
+from probes.results.text import table
 
 DISTRIBUTIONS = ("exponential", "sparse", "lognormal 1.0", "lognormal 1.5")
 SIZES = (20, 50, 256)

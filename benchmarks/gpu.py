@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def gpus() -> list[str]:
     """The GPUs TensorFlow sees, by name and model (without starting anything else)."""
-    from mtl_models.quiet import import_tensorflow
+    from probes.engine.quiet import import_tensorflow
 
     tf = import_tensorflow()
     out = []

@@ -1,6 +1,6 @@
 """In-process measurements: the machine's matmul rate, IG quadrature accuracy, a profile.
 
-These call the toolkit's public functions (`probes.attribution.attribute`) directly.
+These call the toolkit's public functions (`probes.methods.attribution.attribute`) directly.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ def quadrature(model, inputs: dict, sizes: workload.Sizes, report=print) -> dict
     baseline draws its permutation from a fresh generator seeded 0 at every call, so every
     quadrature and step count integrates the same path.
     """
-    from probes import attribution
+    from probes.methods import attribution
 
     if "quadrature" not in inspect.signature(attribution.attribute).parameters:
-        note = ("probes.attribution.attribute has no quadrature= keyword: the quadrature "
+        note = ("probes.methods.attribution.attribute has no quadrature= keyword: the quadrature "
                 "comparison was skipped")
         report(f"  {note}")
         return {"available": False, "note": note, "points": [], "fewest_steps": {}}
@@ -87,7 +87,7 @@ def profile(model, inputs: dict, sizes: workload.Sizes, top: int = 15) -> dict:
         {"seconds": wall, "samples", "steps", "top": [{"function", "calls", "tottime",
          "cumtime"}] by own time, "text": the pstats listing}.
     """
-    from probes import attribution
+    from probes.methods import attribution
 
     sub = {k: v[:sizes.quad_samples] for k, v in inputs.items()}
     prof = cProfile.Profile()

@@ -19,7 +19,7 @@ def scaling_figure(points: list[dict], fits: list[dict], path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from probes import atomic
+    from probes.results import atomic
 
     axes_names = list(LABELS)
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), constrained_layout=True)

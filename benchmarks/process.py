@@ -139,7 +139,7 @@ def compare(probe: str, base: dict, toolkit: dict) -> float | None:
 
 def path(output: dict) -> str:
     """Which path the toolkit took, from its JSON: "one-hot" when some input ran from
-    gathered kernel rows (params["one_hot"], probes.onehot_path), else "dense"."""
+    gathered kernel rows (params["one_hot"], probes.engine.onehot_path), else "dense"."""
     return "one-hot" if output.get("params", {}).get("one_hot") else "dense"
 
 

@@ -43,7 +43,7 @@ JSON written to --out (the PDF report's provenance page reads it):
             fb_rows, f_rows (forward+backward and forward-only rows of the work), gflop,
             baseline_gflops, toolkit_gflops, toolkit_fraction_of_matmul, max_rel_diff,
             baseline_median_gap, toolkit_median_gap, toolkit_command, toolkit_path: "one-hot"
-            (inputs ran from gathered kernel rows, probes.onehot_path) or "dense"}]
+            (inputs ran from gathered kernel rows, probes.engine.onehot_path) or "dense"}]
   timing: "whole process" or "in-process, shared process (--quick)"
   quadrature: {available, note, samples, points: [{baseline, quadrature, steps, median_gap,
                seconds}], fewest_steps: {baseline: {quadrature: steps or null}}}
@@ -104,9 +104,9 @@ def main(argv=None) -> int:
                                 repeats=args.repeats)
     out = Path(args.out)
     from mtl_models import runs
-    from mtl_models.quiet import import_tensorflow
-    from probes import atomic
-    from probes.store import versions
+    from probes.engine.quiet import import_tensorflow
+    from probes.results import atomic
+    from probes.results.store import versions
 
     import_tensorflow().get_logger().setLevel("ERROR")  # the toolkit's retracing warnings
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,7 @@ def _rates(result: dict) -> None:
         r["toolkit_fraction_of_matmul"] = r["toolkit_gflops"] / peak
 
 
-# The one-hot path's targets (probes.onehot_path): gradients at most half the dense time (<=),
+# The one-hot path's targets (probes.engine.onehot_path): gradients at most half the dense time (<=),
 # ablation under it (<). They compare the work, each side's compute seconds measured inside its
 # process: the whole-process ratio also holds Python, TensorFlow and the model file, which both
 # sides pay (4-6 s here, more than half of the dense input x gradient process), so no speed-up
@@ -234,7 +234,7 @@ def targets(result: dict) -> list[dict]:
 
 
 def summary(result: dict) -> str:
-    from probes.text import table
+    from probes.results.text import table
 
     lines = [(f"model: {result['model_source']}; machine: {result['machine']['cpus']} CPUs, "
              f"load {result['machine']['load_before'][0]:.2f} before, "

@@ -1,7 +1,7 @@
 """Where the cost goes as work grows: probe time against samples, sequence length, heads and
 inputs, each swept with everything else fixed, and a quadratic fit per sweep.
 
-Probes run in-process through `probes.registry.PROBES`; each point gets one warm-up call on
+Probes run in-process through `probes.run.registry.PROBES`; each point gets one warm-up call on
 the samples of one pass (the same traced shapes; not with --quick), then `sizes.repeats` timed calls (the median is
 kept). The heads and inputs sweeps use synthetic models of the question's shape: one shared
 LSTM over k inputs, the encodings concatenated, h sigmoid heads on top.
@@ -71,7 +71,7 @@ def _params(probe: str, sizes: workload.Sizes) -> dict:
 def _pass_samples(probe: str, n: int, params: dict) -> int:
     """Samples in one pass of the timed call, so that a warm-up on that many samples traces
     the same shapes (gradient functions are traced per shape)."""
-    from probes.gradients import samples_per_pass
+    from probes.engine.gradients import samples_per_pass
 
     return samples_per_pass(n, params["batch_size"], params.get("steps", 1))
 
@@ -83,7 +83,7 @@ def sweep(concat_model, data: dict, sizes: workload.Sizes, report=print) -> list
         [{"axis", "probe", "x", "seconds" (wall), "cpu_seconds" (user + system, all
           threads; medians over repeats), "repeats", "cpu_repeats"}].
     """
-    from probes.registry import PROBES as REGISTRY
+    from probes.run.registry import PROBES as REGISTRY
 
     values = {"samples": sizes.scale_samples, "seq_len": sizes.scale_seq_len,
               "heads": sizes.scale_heads, "inputs": sizes.scale_inputs}

@@ -100,7 +100,8 @@ def load_workload(sizes: Sizes, cache_dir=None):
         "cached trained run <dir>" or "initial weights (seed 0), generated tweets".
     """
     from mtl_models import runs
-    from mtl_models.tweets import TweetSpec, generate, one_hot
+    from mtl_models.tweets import TweetSpec, generate
+    from probes import one_hot
 
     config = runs.TrainConfig(variant="concat", seq_len=sizes.seq_len, features=sizes.features,
                               units=sizes.units, min_len=min(40, sizes.seq_len))

@@ -29,10 +29,11 @@ import numpy as np
 # TrainConfig is defined in mtl_models.config; runs.TrainConfig is the name callers use.
 from mtl_models.config import FORMAT_VERSION, TrainConfig
 from mtl_models.references import reference_accuracy
-from mtl_models.tweets import TweetSet, one_hot
+from mtl_models.tweets import TweetSet
+from probes import one_hot
 from mtl_models.variants import HEADS
-from probes import atomic
-from probes.store import versions
+from probes.results import atomic
+from probes.results.store import versions
 
 # Held-out pairs beyond the saved ones are generated in blocks of this size, each from its own
 # child seed of the run's data seed (EXTRA_KEY keeps them apart from every other stream).
@@ -83,7 +84,7 @@ def train_run(config: TrainConfig, *, cache: Path | None = None, force: bool = F
     Args:
         monitor: optional factory (model, inputs list, labels list) -> a Keras callback with a
             `record()` method, given the first MONITOR_SAMPLES validation pairs; its record is
-            saved as taskgrads.json (probes.coupling.training_monitor records the task
+            saved as taskgrads.json (probes.methods.coupling.training_monitor records the task
             gradients on the shared weights).
 
     Returns:

@@ -18,7 +18,7 @@ import numpy as np
 
 from mtl_models import runs
 from mtl_models.variants import HEADS, TIED
-from probes.transfer import ARMS, REFERENCE_SOURCES, SharingResult
+from probes.results.transfer import ARMS, REFERENCE_SOURCES, SharingResult
 
 UNTIED = {tied: untied for untied, tied in TIED.items()}
 # Tasks each head of `separate` can solve from its own tweet, and that need the same property
@@ -90,7 +90,7 @@ def sharing(variant: str = "separate", *, tasks=DEFAULT_TASKS, sizes=DEFAULT_SIZ
         base: the rest of the training configuration (model and world sizes) [default: the
             question's model in a world of style DEFAULT_STYLE].
         schedule: the optimizer schedule every arm uses.
-        monitor: a training monitor factory (probes.coupling.training_monitor) for the tied
+        monitor: a training monitor factory (probes.methods.coupling.training_monitor) for the tied
             arm: the gradient cosine over training.
         report: called with progress lines.
     Returns:

@@ -242,13 +242,3 @@ def generate(spec: TweetSpec, n: int, rng: np.random.Generator) -> TweetSet:
     codes_a = _sample_text(chains, author_a, lengths[0], spec.seq_len, rng)
     codes_b = _sample_text(chains, author_b, lengths[1], spec.seq_len, rng)
     return TweetSet(codes_a, codes_b, author_a, author_b)
-
-
-def one_hot(codes: np.ndarray, features: int) -> np.ndarray:
-    """(...) codes -> (..., F) float32 one-hot, e.g. (N, T) -> (N, T, F); PAD rows are all zero."""
-    codes = np.asarray(codes)
-    out = np.zeros(codes.shape + (features,), dtype=np.float32)
-    flat, c = out.reshape(-1, features), codes.reshape(-1)  # views: any leading shape
-    rows = np.flatnonzero(c != PAD)
-    flat[rows, c[rows]] = 1.0
-    return out

@@ -28,16 +28,18 @@ from probes.api import (
     structure,
     task_gradients,
 )
-from probes.devices import use as on_devices
-from probes.result import ProbeResult
-from probes.resultio import load, save
-from probes.stats import summarize
+from probes.engine.devices import use as on_devices
+from probes.model.onehot import OneHot, one_hot
+from probes.results.result import ProbeResult
+from probes.results.resultio import load, save
+from probes.results.stats import summarize
 
 try:
     __version__ = _metadata.version("mtl-probe")
 except _metadata.PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
-__all__ = ["ProbeResult", "__version__", "ablate", "attribute", "coupling", "decompose",
-           "faithfulness", "interaction", "load", "load_data", "load_model", "merge",
-           "on_devices", "sanity", "save", "structure", "summarize", "task_gradients"]
+__all__ = ["OneHot", "ProbeResult", "__version__", "ablate", "attribute", "coupling",
+           "decompose", "faithfulness", "interaction", "load", "load_data", "load_model",
+           "merge", "on_devices", "one_hot", "sanity", "save", "structure", "summarize",
+           "task_gradients"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib
 from matplotlib.backends.backend_pdf import PdfPages
 
-from probes import atomic
+from probes.results import atomic
 from reports.load import load_subject
 from reports.pages_answer import page_answer, page_models
 from reports.pages_paths import page_concat, page_provenance
@@ -31,7 +31,7 @@ PAGES = (page_answer, page_models, page_accuracy, page_matrices, page_profiles, 
 def build(subject_dirs, out, *, probe_names, samples: int, seed: int, png_dir=None,
           benchmark_png=None, sharing=None, progress=lambda line: None) -> Path:
     """Loads every subject directory and writes the report to `out` (and PNGs of the pages
-    to `png_dir` if given). With `sharing` (a probes.transfer.SharingResult), one more page
+    to `png_dir` if given). With `sharing` (a probes.results.transfer.SharingResult), one more page
     before the provenance page shows it. Returns the PDF path. Raises ValueError on a missing
     result."""
     subjects = [load_subject(d, probe_names, samples, seed) for d in subject_dirs]

@@ -1,10 +1,10 @@
 """Saved results of one model ("subject"), read back from its directory. No TensorFlow here.
 
 A subject directory is a run directory written by `probe train` (manifest.json, accuracy.json,
-history.json, taskgrads.json) or a results directory for a user's model (subject.json); its
-probes/ folder holds the saved results of the report's probes (probes.suite; file names from
-probes.filenames): every one a result type of probes.resultio, and the record of what could not
-run on this model and why. Only those saved types are read.
+history.json, taskgrads.json) or a results directory for a user's model (subject.json); its probes/
+folder holds the saved results of the report's probes (probes.run.suite; file names from
+probes.results.filenames): every one a result type of probes.results.resultio, and the record of
+what could not run on this model and why. Only those saved types are read.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from probes import filenames, resultio
+from probes.results import filenames
+
+from probes.results import resultio
 from reports.layout import MAIN
 
 
@@ -25,7 +27,7 @@ class Subject:
         name: the variant name or the model file.
         results: registered probe name ("ablation/shuffle") -> (ProbeResult, Summary).
         shared, paths: the JSON records of `probe shared` and `probe paths`, or None.
-        structure: the JSON of probes.graph.Structure.
+        structure: the JSON of probes.model.graph.Structure.
         run: manifest, accuracy, history and taskgrads of a training run (None for a user's
             model).
         timings: what -> seconds, for the provenance page.

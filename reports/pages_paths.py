@@ -128,27 +128,43 @@ def page_concat(subjects) -> Figure:
     return fig
 
 
-METHODS_TEXT = (
-    "ablation/<mode>: replace one input (shuffle: another sample's, derangements keyed by "
-    "sample id; zero; mean; noise; occlusion: one time window at a time) and measure "
-    "|change| of every head's output per sample. attribution/<method>: saliency, "
-    "input x gradient, integrated gradients (Gauss-Legendre nodes, steps doubled until the "
-    "median completeness gap < 1%), smoothgrad; sum of |attribution| per input, in logit "
-    "space. shared: each task's loss gradient on every layer two heads use, its cosine and "
-    "conflict rate; one gradient step per task and its effect on the other heads, with an "
-    "own-weights control. paths: exact split of a Dense head over concatenated call sites, "
-    "interaction contrast over sample pairs.\n"
-    "Decision rule per cell: 'depends' when the input's share of the head's effect (mean e / "
-    "mean total) is significantly above 5%, 'negligible' when significantly below: one-sided "
-    "tests on the share's log-odds (delta-method standard error, guarded against unseen "
-    "tails), Holm-corrected (alpha 0.05); exact zeros are 'zero' or 'structural_zero' (no "
-    "path in the graph); 95% intervals are percentile bootstraps (2000 resamples) over "
-    "samples.")
+def methods_text(subjects) -> str:
+    """What the probes and the decision rule do, with the settings read from the results
+    themselves (the nodes integrated gradients ran with, the rule's alpha, threshold and
+    bootstrap), never assumed."""
+    ig, rule = [], None
+    for s in subjects:
+        for name, (res, _) in s.results.items():
+            p = res.params
+            if name == "attribution/integrated_gradients":
+                ig.append(f"{s.name}: {p['steps']} {p['quadrature'].replace('_', '-')} nodes "
+                          f"from a {p['baseline']} baseline, median completeness gap "
+                          f"{p['median_gap']:.1e}")
+            if rule is None and hasattr(res, "summary") and name.startswith("ablation/"):
+                rule = res.summary.settings
+    text = ("ablation/<mode>: replace one input (shuffle: another sample's, derangements keyed "
+            "by sample id; zero; mean; noise; occlusion: one time window at a time) and measure "
+            "|change| of every head's output per sample. attribution/<method>: saliency, "
+            "input x gradient, integrated gradients ("
+            + ("; ".join(ig) if ig else "not run") + "), smoothgrad; sum of |attribution| "
+            "per input, in logit space. shared: each task's loss gradient on every layer two "
+            "heads use, its cosine and conflict rate; one gradient step per task and its effect "
+            "on the other heads, with an own-weights control. paths: exact split of a Dense "
+            "head over concatenated call sites, interaction contrast over sample pairs.\n")
+    if rule is None:
+        return text + "Decision rule: no ablation result was saved."
+    return text + (
+        f"Decision rule per cell: 'depends' when the input's share of the head's effect "
+        f"(mean e / mean total) is significantly above {rule['delta']:.0%}, 'negligible' when "
+        f"significantly below: {rule['test']} (alpha {rule['alpha']}); exact zeros are 'zero' "
+        f"or 'structural_zero' (no path in the graph); {rule['confidence']:.0%} intervals are "
+        f"percentile bootstraps ({rule['n_boot']} resamples) over samples; cells with fewer "
+        f"than {rule['min_samples']} samples are too_few_samples.")
 
 
 def page_provenance(subjects, benchmark_png=None) -> Figure:
     fig = new_page("Method and provenance")
-    lines = [METHODS_TEXT, ""]
+    lines = [methods_text(subjects), ""]
     for s in subjects:
         if s.run:
             m = s.run["manifest"]

@@ -1,13 +1,13 @@
 """The sharing page: learning curves of the tied, untied and single-task arms per head, the
 gradient cosine during tied training, and the sentences generated from the numbers. Reads a
-saved probes.transfer.SharingResult only. Matplotlib only."""
+saved probes.results.transfer.SharingResult only. Matplotlib only."""
 
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from probes.transfer import ARMS
+from probes.results.transfer import ARMS
 from reports.layout import new_page, paragraph
 
 ARM_STYLE = {"tied": ("C0", "o", "tied, both tasks"),

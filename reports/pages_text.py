@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from probes import textmaps
+from probes.results import textmaps
 from reports.layout import POINTS, new_page, paragraph
 
 PROBE = "attribution/integrated_gradients"

@@ -1,6 +1,6 @@
 """Can the attributions be believed? The faithfulness page (deletion and insertion curves of
 every method) and the sanity page (cascading randomisation). Matplotlib only; reads the saved
-probes.faithfulness.Faithfulness and probes.sanity.Sanity results."""
+probes.checks.faithfulness.Faithfulness and probes.checks.sanity.Sanity results."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def page_sanity(subjects) -> Figure:
         reach = res.structural
         for m, method in enumerate(res.methods):
             with np.errstate(invalid="ignore"):
-                per_step = [np.nanmean(res.correlation[m, k][reach]) for k in
+                per_step = [np.nanmean(np.abs(res.correlation[m, k][reach])) for k in
                             range(len(res.layers))]
             ax.plot(steps, [1.0] + per_step, marker="o", ms=3, label=method,
                     **STYLE.get(method, dict(lw=1.3)))
@@ -90,18 +90,20 @@ def page_sanity(subjects) -> Figure:
         ax.axhline(res.params["threshold"], color="0.6", lw=0.8, ls="--")
         ax.set_xticks(steps, ["trained"] + [f"+{name}" for name in res.layers], rotation=30,
                       ha="right", fontsize=7)
-        ax.set_ylim(-1.05, 1.05)
+        ax.set_ylim(-0.05, 1.05)
         ax.set_title(s.label, fontsize=10)
-        ax.set_ylabel("Spearman's rho with the trained model's maps", fontsize=8)
+        ax.set_ylabel("|Spearman's rho| with the trained model's maps", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
         ax.legend(fontsize=7)
     if not shown:
         fig.text(0.04, 0.8, "No sanity result was saved for these models.", fontsize=11)
+    threshold = " / ".join(sorted({str(s.trust["sanity"].params["threshold"]) for s in shown}))
     text = ("Layers with weights are re-initialised from the heads down, one more at each step "
             "(normal draws with each tensor's own mean and std, on a copy of the model), and "
             "every method's maps are recomputed. A method whose maps keep their ranking when "
             "the weights they explain are destroyed fails: the upper end of the 95% interval "
-            f"of rho after the last step must be below {THRESHOLD_TEXT}. The control `input` "
+            f"of the mean |rho| after the last step must be below {threshold} (a map that only "
+            "flips its sign has not changed). The control `input` "
             "ignores the model (each step's features through a fixed random projection) and "
             "must fail. Mean over the cells with a path and the samples. ")
     text += ("Verdicts: " + "; ".join(verdicts) + ".") if verdicts else "No method fails."
@@ -109,5 +111,3 @@ def page_sanity(subjects) -> Figure:
     _missing(fig, subjects, "sanity", "sanity result")
     return fig
 
-
-THRESHOLD_TEXT = "0.5"

@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 from mtl_models import runs  # noqa: E402
-from probes.coupling import training_monitor  # noqa: E402
+from probes.methods.coupling import training_monitor  # noqa: E402
 
 # Small enough to train in seconds (about 5 s a variant on 2 cores), large enough to beat the
 # reference accuracies: 12 steps of 16 symbols identify the author with Bayes accuracy ~0.98.

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from mtl_models.variants import build_model
-from probes.ablation import MODES
-from probes.attribution import METHODS
-from probes.registry import PROBES
-from probes.stats import summarize
+from probes.methods.ablation import MODES
+from probes.methods.attribution import METHODS
+from probes.run.registry import PROBES
+from probes.results.stats import summarize
 from tests import models as m
 
 N = 40
@@ -56,7 +56,7 @@ def test_contract_names_shapes_determinism_subset_and_weights(case, separate):
     np.testing.assert_array_equal(_run(name, model, inputs, **kw).effects, r1.effects)
     # A subset, with the full set as background and its sample ids, gives the same rows, bit
     # for bit: its samples sit in passes of the full run's width at the full run's positions
-    # (probes.forward.layout; a pass of 4 rows would round differently from one of 40).
+    # (probes.engine.forward.layout; a pass of 4 rows would round differently from one of 40).
     rows = np.array([3, 17, 18, 39])
     sub = {k: v[rows] for k, v in inputs.items()}
     r_sub = _run(name, model, sub, background=inputs, sample_ids=rows, **kw)
@@ -168,7 +168,7 @@ def test_loss_effects_with_labels(separate):
     assert r.loss_effects.shape == (2, 2, N)
     np.testing.assert_array_equal(r.loss_effects[0, 1], 0.0)
     # For head_1 with label 1, the loss change is log p(base) - log p(ablated), per sample.
-    from probes.forward import compiled_forward, run_chunk
+    from probes.engine.forward import compiled_forward, run_chunk
 
     f = compiled_forward(model)
     base = run_chunk(f, [inputs["tweet_a"], inputs["tweet_b"]], N)[0][:, 0]

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from probes.ablation import ablate
-from probes.attribution import METHODS, attribute
-from probes.gradients import quadrature
-from probes.graph import resolve_head, structure, token_sites
-from probes.stats import summarize
+from probes.methods.ablation import ablate
+from probes.methods.attribution import METHODS, attribute
+from probes.engine.gradients import quadrature
+from probes.model.graph import resolve_head, structure, token_sites
+from probes.results.stats import summarize
 
 V, T, D = 9, 6, 3  # vocabulary, steps, embedding width
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from mtl_models.variants import build_model
-from probes.attribution import METHODS, attribute
-from probes.stats import summarize
+from probes.methods.attribution import METHODS, attribute
+from probes.results.stats import summarize
 from tests import models as m
 
 N = 30

@@ -159,7 +159,7 @@ def test_quadrature_section_passes_each_quadrature_to_the_toolkit(monkeypatch):
     import functools
 
     from benchmarks import inprocess
-    from probes import attribution
+    from probes.methods import attribution
     from tests import models as m
 
     real = attribution.attribute
@@ -207,7 +207,7 @@ def test_quadrature_section_passes_each_quadrature_to_the_toolkit(monkeypatch):
 
 def test_quadrature_section_is_skipped_without_the_keyword(monkeypatch):
     from benchmarks import inprocess
-    from probes import attribution
+    from probes.methods import attribution
 
     def without(model, inputs, *, rng, **params):
         raise AssertionError("the section must not call attribute without quadrature=")

@@ -1,12 +1,12 @@
 """The decision rule holds its error rate (issue 16, item 4): per-sample effects simulated with
 a known share (benchmarks/calibration.py: a head with four inputs, exponential, sparse and
-log-normal effects, n = 20, 50, 256) through probes.stats."""
+log-normal effects, n = 20, 50, 256) through probes.results.stats."""
 
 import numpy as np
 import pytest
 
 from benchmarks import calibration as cal
-from probes.stats import holm, share_p_values, summarize
+from probes.results.stats import holm, share_p_values, summarize
 
 DATASETS = 4000  # per distribution, n and share
 # A rate near 5% over 4000 data sets has a binomial SE of 0.34 points: a rule whose true

@@ -21,7 +21,7 @@ import numpy as np
 from click.testing import CliRunner
 from numpy.testing import assert_allclose
 
-from probes.attribution import attribute
+from probes.methods.attribution import attribute
 from probes.cli import main
 
 # torch.rand(2, 3) after torch.manual_seed(123), exactly: torch's CPU generator is the standard

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mtl_models.tweets import one_hot
+from probes import one_hot
 from probes.cli import main
 from probes.testing import (
     ProbeCache,
@@ -210,3 +210,23 @@ def test_write_drafts_a_contract_that_then_holds(tiny_runs, tmp_path):
     again = CliRunner().invoke(main, ["check", str(path), "--write", "--run",
                                       str(tiny_runs["separate"].path)])
     assert again.exit_code == 2 and "exists (--force replaces it)" in again.output
+
+
+def test_a_family_without_verdict_cells_is_refused_in_one_line(tmp_path):
+    """probes.testing judges ablation and attribution results only; the others are refused
+    by name, with the list of what it accepts (not an AttributeError from deep inside)."""
+    from probes import testing
+    from probes.testing import contract as pcontract
+
+    accepted = testing.judged_methods()
+    assert "ablation/shuffle" in accepted and "attribution/saliency" in accepted
+    assert not {"shared/agreement", "faithfulness", "structure"} & set(accepted)
+    with pytest.raises(ValueError, match=r"^Expected a method with a verdict per head and "
+                                         r"input, one of ablation/shuffle, .*; received "
+                                         r"'shared/agreement'$"):
+        testing.measure(None, None, method="shared/agreement")
+    path = tmp_path / "c.toml"
+    path.write_text('[model]\nvariant = "separate"\n[settings]\nmethod = "sanity"\n'
+                    '[heads.head_1]\ndepends = ["tweet_a"]\n')
+    with pytest.raises(ValueError, match="received 'sanity' \\(in \\[settings\\]"):
+        pcontract.load(path)

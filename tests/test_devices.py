@@ -1,5 +1,5 @@
-"""Several devices in one process (probes.devices): two logical CPU devices give the numbers of
-one, to float32 rounding, with the structural zeros exactly 0.0.
+"""Several devices in one process (probes.engine.devices): two logical CPU devices give the numbers
+of one, to float32 rounding, with the structural zeros exactly 0.0.
 
 Logical CPU devices can only be made before TensorFlow starts, so the two-device runs are in
 fresh subprocesses: one runs the probes through the library on one device and inside
@@ -31,7 +31,7 @@ CLI = "import sys; from probes.cli import main; main(sys.argv[1:])"
 LIBRARY = r"""
 import json, sys
 import numpy as np
-from probes import devices
+from probes.engine import devices
 assert devices.split_cpu(2)  # before TensorFlow starts
 import probes
 from mtl_models.variants import build_model
@@ -47,7 +47,7 @@ arrays, meta = {}, {}
 rng = np.random.default_rng(0)
 for variant in ("separate", "concat"):
     model = build_model(variant, seq_len=6, features=5, units=3, seed=1)
-    if variant == "concat":  # one-hot characters: the gathered-rows path (probes.onehot_path)
+    if variant == "concat":  # one-hot: the gathered-rows path (probes.engine.onehot_path)
         data = {t.name: np.eye(5, dtype="float32")[rng.integers(0, 5, (40, 6))]
                 for t in model.inputs}
     else:

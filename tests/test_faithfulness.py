@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from probes import load
 from probes.cli import main
-from probes.faithfulness import faithfulness
+from probes.checks.faithfulness import faithfulness
 
 T, F, K = 12, 3, 3  # steps, features, the last K steps are all the head reads
 
@@ -103,7 +103,7 @@ def test_cells_without_a_path_are_what_the_passes_would_give(monkeypatch):
     from mtl_models.variants import build_model
     from tests import models as m
 
-    module = importlib.import_module("probes.faithfulness")
+    module = importlib.import_module("probes.checks.faithfulness")
     model = build_model("separate", seq_len=6, features=5, units=3, seed=1)
     data = m.random_inputs(model, 20)
 

@@ -1,13 +1,13 @@
-"""The partial pass (probes.forward.compiled_partial): with one input altered and the rest of
+"""The partial pass (probes.engine.forward.compiled_partial): with one input altered and the rest of
 the graph computed once at the samples, the heads get the whole pass's numbers."""
 
 import numpy as np
 import pytest
 
 from mtl_models.variants import build_model
-from probes.forward import compiled_forward, compiled_partial, frontier_rows, run_all
-from probes.graph import heads as graph_heads
-from probes.graphrun import split_at
+from probes.engine.forward import compiled_forward, compiled_partial, frontier_rows, run_all
+from probes.model.graph import heads as graph_heads
+from probes.model.graphrun import split_at
 from tests import models as m
 from tests import zoo
 

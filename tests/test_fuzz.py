@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from probes import data as pdata
+from probes.model import data as pdata
 
 T, F = 3, 2
 FUZZ = settings(max_examples=80, deadline=None, derandomize=True, database=None,

@@ -1,4 +1,5 @@
-"""One loss rule for every probe (probes.losses), and probes that never touch the user's model."""
+"""One loss rule for every probe (probes.model.losses), and probes that never touch the user's
+model."""
 
 import inspect
 import json
@@ -9,14 +10,14 @@ import numpy as np
 import pytest
 from keras import layers
 
-from probes import ablation
-from probes.ablation import ablate
-from probes.attribution import attribute
-from probes.coupling import coupling
-from probes.data import canonical_labels
-from probes.forward import compiled_forward, run_all
-from probes.graph import output_names
-from probes.losses import (
+from probes.methods import ablation
+from probes.methods.ablation import ablate
+from probes.methods.attribution import attribute
+from probes.methods.coupling import coupling
+from probes.model.data import canonical_labels
+from probes.engine.forward import compiled_forward, run_all
+from probes.model.graph import output_names
+from probes.model.losses import (
     HeadLoss,
     head_losses,
     loss_kinds,
@@ -24,9 +25,9 @@ from probes.losses import (
     sample_losses,
     tf_mean_losses,
 )
-from probes.paths import decompose, interaction
-from probes.registry import PROBES
-from probes.taskgrads import agreement, loss_function
+from probes.methods.paths import decompose, interaction
+from probes.run.registry import PROBES
+from probes.methods.taskgrads import agreement, loss_function
 
 N, D = 24, 3
 

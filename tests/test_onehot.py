@@ -6,12 +6,12 @@ import keras
 import numpy as np
 import pytest
 
-from mtl_models.onehot import OneHot
-from mtl_models.tweets import one_hot
+from probes.model.onehot import OneHot
+from probes import one_hot
 from mtl_models.variants import build_model
-from probes import data as pdata
-from probes.ablation import CODED, MODES
-from probes.registry import PROBES
+from probes.model import data as pdata
+from probes.methods.ablation import CODED, MODES
+from probes.run.registry import PROBES
 
 T, F = 6, 5
 

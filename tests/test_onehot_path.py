@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from keras import layers
 
-from mtl_models.onehot import OneHot
-from mtl_models.tweets import one_hot
+from probes.model.onehot import OneHot
+from probes import one_hot
 from mtl_models.variants import build_model
-from probes.ablation import ablate
-from probes.attribution import attribute
-from probes.forward import compiled_forward
-from probes.onehot_path import gather_sites, one_hot_codes
+from probes.methods.ablation import ablate
+from probes.methods.attribution import attribute
+from probes.engine.forward import compiled_forward
+from probes.engine.onehot_path import gather_sites, one_hot_codes
 
 T, F, N = 5, 7, 6
 CASES = [("integrated_gradients", {"baseline": "zero", "steps": 4}),
@@ -28,7 +28,7 @@ CASES = [("integrated_gradients", {"baseline": "zero", "steps": 4}),
 
 
 class Plain:
-    """A lazy input (probes.lazy) that is not a coded one-hot one: the dense path's input."""
+    """A lazy input (probes.model.lazy) that is not a coded one-hot one: the dense path's input."""
 
     def __init__(self, x):
         self.x, self.shape, self.dtype, self.ndim = x, x.shape, x.dtype, x.ndim
@@ -79,10 +79,10 @@ def _dense_model():
 
 
 BUILDERS = {
-    # autodiff through Keras' loop (probes.projected): implementation 1
+    # autodiff through Keras' loop (probes.engine.projected): implementation 1
     "lstm_impl1_backwards": lambda: _two_inputs(layers.LSTM(3, implementation=1,
                                                             go_backwards=True, name="rnn")),
-    # the written-out backward (probes.recurrent_grads)
+    # the written-out backward (probes.engine.recurrent_grads)
     "lstm_backwards_sequences": lambda: _two_inputs(
         layers.LSTM(3, go_backwards=True, return_sequences=True, name="rnn"), layers.Flatten()),
     "gru": lambda: _two_inputs(layers.GRU(3, name="rnn")),

@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 from keras import layers
 
-from mtl_models.onehot import OneHot
+from probes.model.onehot import OneHot
 from mtl_models.variants import build_model
-from probes import fanout
+from probes.run import fanout
 from probes.cli import main
-from probes.registry import PROBES
-from probes.seeds import generator
+from probes.run.registry import PROBES
+from probes.results.seeds import generator
 from tests.models import SCALE_MODULE, same_result
 
 N = 40  # samples: at least the statistics' 20, and 4 shards of 10
@@ -154,7 +154,7 @@ def test_without_ray_the_command_says_how_to_install_it(tmp_path):
 def test_an_unreachable_cluster_is_one_line_not_minutes_of_retries():
     pytest.importorskip("ray", reason="the optional extra ray is not installed")
     done = _python("""
-        from probes.fanout import connect
+        from probes.run.fanout import connect
         try:
             with connect("127.0.0.1:1"):
                 pass
@@ -172,7 +172,7 @@ def test_a_local_ray_started_for_the_call_is_stopped_after_it():
     pytest.importorskip("ray", reason="the optional extra ray is not installed")
     done = _python("""
         import ray
-        from probes.fanout import connect
+        from probes.run.fanout import connect
         with connect("local") as started:
             print(started.is_initialized(), int(started.cluster_resources()["CPU"]) >= 1)
         print(ray.is_initialized())

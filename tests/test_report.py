@@ -36,6 +36,12 @@ def test_report_pages_and_text(tiny_report):
         assert word in text, word
     # The first page's paragraph is generated from the numbers, not fixed text.
     assert "share 0." in text and "Only concat lets a head use information" in text
+    # The method page reads the settings from the results: the report's integrated gradients
+    # ran a fixed 8 nodes from a shuffle baseline (nothing was doubled), the rule's alpha and
+    # bootstrap are the summary's own.
+    flat = " ".join(text.split())
+    assert "concat: 8 gauss-legendre nodes from a shuffle baseline" in flat
+    assert "doubled" not in flat and "(alpha 0.05)" in flat and "2000 resamples" in flat
 
 
 @pytest.mark.slow
@@ -44,7 +50,7 @@ def test_report_is_built_from_saved_results_without_tensorflow(tiny_report, tmp_
     # Build again in a fresh interpreter from the saved directories only: TensorFlow must not
     # be imported (nothing is recomputed), and the pages are the same count.
     again = tmp_path / "again.pdf"
-    code = ("import sys; from reports.build import build; from probes.suite import "
+    code = ("import sys; from reports.build import build; from probes.run.suite import "
             "REPORT_PROBES; "
             f"build([{str(runs['concat'].path)!r}, {str(runs['separate'].path)!r}], "
             f"{str(again)!r}, probe_names=list(REPORT_PROBES), samples=64, seed=0); "
@@ -99,7 +105,7 @@ def test_report_bad_input_is_one_line(tmp_path):
 def test_report_with_a_sharing_page(tiny_report, tmp_path):
     import numpy as np
 
-    from probes import transfer
+    from probes.results import transfer
 
     out, runs = tiny_report
     shape = (2, 2, 3)  # heads, sizes, seeds

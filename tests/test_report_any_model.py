@@ -173,7 +173,7 @@ def test_a_probe_that_does_not_apply_is_named_on_its_pages(three_by_three, tmp_p
     pages say so; a result missing without a reason is still an error."""
     import shutil
 
-    from probes.suite import REPORT_PROBES
+    from probes.run.suite import REPORT_PROBES
     from reports.build import build
 
     results = tmp_path / "results"

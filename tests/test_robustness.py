@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from probes.cli import main
-from probes.result import load
+from probes.results.result import load
 from tests import models as m
 
 N = 30  # rows of the data files: above the 20 the statistics need

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probes import atomic
-from probes import result as presult
-from probes.registry import PROBES
+from probes.results import atomic
+from probes.results import result as presult
+from probes.run.registry import PROBES
 from tests import models as m
 from tests.test_cli import TINY_ARGS
 from tests.test_robustness import cli, error

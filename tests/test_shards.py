@@ -9,13 +9,13 @@ import pytest
 from click.testing import CliRunner
 
 import probes
-from mtl_models.onehot import OneHot
+from probes.model.onehot import OneHot
 from mtl_models.variants import build_model
-from probes import shards
+from probes.run import shards
 from probes.cli import main
-from probes.forward import chunks, layout
-from probes.registry import PROBES
-from probes.seeds import generator
+from probes.engine.forward import chunks, layout
+from probes.run.registry import PROBES
+from probes.results.seeds import generator
 from tests.models import same_result
 
 N = 103  # not a multiple of the shard count or of any pass width below

@@ -7,8 +7,8 @@ from click.testing import CliRunner
 
 from mtl_models.variants import build_model
 from probes.cli import main
-from probes.coupling import coupling, training_monitor
-from probes.taskgrads import agreement, shared_layers, task_gradients
+from probes.methods.coupling import coupling, training_monitor
+from probes.methods.taskgrads import agreement, shared_layers, task_gradients
 from tests import models as m
 
 N = 48
@@ -255,7 +255,7 @@ def test_task_gradients_over_all_samples_feed_the_coupling_step():
 
 @pytest.mark.slow
 def test_training_record_and_cli(tiny_runs):
-    from mtl_models.onehot import OneHot
+    from probes.model.onehot import OneHot
     from mtl_models.tweets import INPUTS_OF_SET
     from tests.conftest import TINY
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from scipy import stats
 
 from mtl_models import runs, sharing
-from probes import transfer
+from probes.results import transfer
 from probes.cli import main
 
 HEADS = ("head_1", "head_2")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from probes.result import ProbeResult, load, save
-from probes.stats import (MIN_SAMPLES, bootstrap_means, holm, share_p_values, summarize,
+from probes.results.result import ProbeResult, load, save
+from probes.results.stats import (MIN_SAMPLES, bootstrap_means, holm, share_p_values, summarize,
                           to_json)
 
 

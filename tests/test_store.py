@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from probes import resultio, store
+from probes.results import resultio
+
+from probes.results import store
 from probes.cli import main
-from probes.fingerprint import fingerprint
-from probes.registry import PROBES
-from probes.seeds import generator
+from probes.results.fingerprint import fingerprint
+from probes.run.registry import PROBES
+from probes.results.seeds import generator
 from tests import models as m
 
 N = 30
@@ -225,16 +227,15 @@ def _arrays(result):
 def test_seeds_of_the_weight_and_path_probes(probe, stochastic):
     """Same seed, same numbers; another seed changes exactly the probes that draw (the
     mini-batch order of the agreement, the partners of the interaction contrast)."""
-    from probes.suite import STREAMS
+    from probes.results.seeds import probe_generator
 
     model = _separate()
     data = m.random_inputs(model, 40)
     labels = {h: np.random.default_rng(1).integers(0, 2, 40) for h in ("head_1", "head_2")}
-    stream = STREAMS.get(probe.split("/")[0], "probe")
 
     def run(seed):
         kw = {"batch_size": 8} if probe == "shared/agreement" else {}
-        return _arrays(PROBES[probe](model, data, rng=generator(seed, stream), labels=labels,
+        return _arrays(PROBES[probe](model, data, rng=probe_generator(probe, seed), labels=labels,
                                      seed=seed, **kw))
 
     first, again, other = run(0), run(0), run(1)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mtl_models.tweets import one_hot
-from probes import textmaps
+from probes import one_hot
+from probes.results import textmaps
 from probes.cli import main
 
 
@@ -100,7 +100,7 @@ def test_report_page_draws_any_character(tmp_path):
     import pypdf
     from matplotlib.backends.backend_pdf import PdfPages
 
-    from probes.result import ProbeResult
+    from probes.results.result import ProbeResult
     from reports.pages_text import PROBE, page_text
 
     # Real tweets hold '$', '_' and '^': characters, never mathtext.

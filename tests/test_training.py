@@ -68,7 +68,7 @@ def test_cache_key_changes_with_every_argument():
 
 
 def test_interrupted_staging_leaves_nothing(tmp_path):
-    from probes.atomic import staging_dir
+    from probes.results.atomic import staging_dir
 
     final = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):

@@ -3,6 +3,7 @@ import pytest
 
 from mtl_models import references as refs_of
 from mtl_models import tweets as tw
+from probes import one_hot
 
 SPEC = tw.TweetSpec(seq_len=30, features=16, min_len=5)
 
@@ -32,7 +33,7 @@ def test_tweets_are_pre_padded_with_lengths_in_range():
 
 def test_one_hot_rows_sum_to_one_on_text_and_zero_on_padding():
     t = tw.generate(SPEC, 20, np.random.default_rng(0))
-    x = tw.one_hot(t.codes_a, SPEC.features)
+    x = one_hot(t.codes_a, SPEC.features)
     assert x.shape == (20, SPEC.seq_len, SPEC.features) and x.dtype == np.float32
     np.testing.assert_array_equal(x.sum(-1), (t.codes_a != tw.PAD).astype(np.float32))
     np.testing.assert_array_equal(x.argmax(-1)[t.codes_a != tw.PAD], t.codes_a[t.codes_a != tw.PAD])

@@ -4,12 +4,21 @@ before the move (tests/golden/behaviour.json, written by `python -m tests.golden
 by field and exactly: the computations did not change, only where their code lives."""
 
 import json
+import re
 
 import pytest
 
 from tests.golden import calls
 
 pytestmark = pytest.mark.slow  # trains two tiny models and runs every probe twice over
+
+# What the redesign changed on purpose, each with its reason; every other field must be equal.
+INTENDED = {
+    # Sanity judges |rho| (a map that only flips its sign has not changed): the CLI's verdicts
+    # may differ, and the JSON gains the mean |rho| per step (tests/test_sanity.py).
+    r"cli/\w+/sanity/verdict/.*": "sanity's verdict on |rho|",
+    r"cli/\w+/sanity/absolute_correlation: new": "sanity's verdict on |rho|",
+}
 
 
 def _differences(recorded, now, where="", out=None):
@@ -38,7 +47,9 @@ def outputs(tmp_path_factory):
 def test_every_output_equals_the_record_made_before_the_move(outputs, surface):
     recorded, now = outputs
     assert len(recorded[surface]) >= 18  # guard: the record holds every call
-    differences = _differences(recorded[surface], now[surface], surface)
+    differences = [d for d in _differences(recorded[surface], now[surface], surface)
+                   if not any(re.fullmatch(pattern, d.split(": recorded")[0])
+                              or re.fullmatch(pattern, d) for pattern in INTENDED)]
     assert not differences, f"{len(differences)} differences: " + "; ".join(differences[:10])
 
 

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from mtl_models import runs
 from mtl_models.variants import HEADS, TIED, VARIANTS, build_model
 from probes.cli import main
-from probes.coupling import training_monitor
-from probes.graph import structure
-from probes.registry import PROBES
-from probes.taskgrads import shared_layers
+from probes.methods.coupling import training_monitor
+from probes.model.graph import structure
+from probes.run.registry import PROBES
+from probes.methods.taskgrads import shared_layers
 from tests.conftest import TINY
 
 SMALL = dict(seq_len=5, features=4, units=3, hidden=6)
@@ -174,7 +174,7 @@ def test_ablation_verdicts_match_the_tied_variant(untied_runs, tiny_runs, untied
 
 @pytest.mark.slow
 def test_trained_separate_untied_coupling_and_cli(untied_runs, tiny_runs):
-    from mtl_models.onehot import OneHot
+    from probes.model.onehot import OneHot
     from mtl_models.tweets import INPUTS_OF_SET
 
     run = untied_runs["separate_untied"]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mtl_models.variants import TIED, VARIANTS, build_model
-from probes.graph import CallSite, structure
+from probes.model.graph import CallSite, structure
 
 SMALL = dict(seq_len=5, features=4, units=3, hidden=6)
 

@@ -1,4 +1,9 @@
-"""The `probe` command: a thin click group over mtl_models/ and probes/."""
+"""The `probe` command: parse the options, call the library, print.
+
+One module per group of commands, each a thin layer over the library and the demo
+(`mtl_models`): the options they share (`options`), the model they work on (`select`), running
+and saving a probe (`saved`, `common`), and what they print (`output`); no probe computation.
+"""
 
 from __future__ import annotations
 

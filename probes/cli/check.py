@@ -12,8 +12,10 @@ from pathlib import Path
 
 import click
 
-from probes.cli.common import model_options, progress
-from probes.text import table
+from probes.cli.options import model_options
+
+from probes.cli.output import progress
+from probes.results.text import table
 
 
 class BadInput(click.ClickException):
@@ -35,7 +37,7 @@ def check(contract, as_json, write, force, **kw):
     independent of, or must have no path from (a TOML file; see the README). Prints every
     clause with its evidence; exits 0 if all hold, 1 if one fails, 2 on a bad contract,
     model or data."""
-    from probes import contract as pcontract
+    from probes.testing import contract as pcontract
 
     if write:
         _write(Path(contract), force, kw)
@@ -84,18 +86,16 @@ def _check(c) -> list[dict]:
 def _source(spec: dict, samples: int, structural_only: bool):
     """(model, data, labels) from a contract's [model] table (data None when not needed)."""
     from mtl_models import runs
-    from mtl_models.quiet import import_tensorflow
-    from probes import data as pdata
     from probes.cli.runsource import from_run
+    from probes.engine.quiet import import_tensorflow
+    from probes.model.sources import resolve
 
     import_tensorflow()
     if "path" in spec:
-        model = pdata.loaded_model(spec["path"], unsafe=spec.get("unsafe", False),
-                                 custom_modules=spec.get("custom_modules", ()))
-        if structural_only:
-            return model, None, None
-        inputs, labels, _ = pdata.load_npz(spec["data"], model)
-        return model, inputs, labels
+        src = resolve(spec["path"], None if structural_only else spec["data"],
+                      unsafe=spec.get("unsafe", False),
+                      custom_modules=spec.get("custom_modules", ()))
+        return src.model, (None if structural_only else src.inputs), src.labels
     if "variant" in spec and structural_only:
         from mtl_models.variants import VARIANTS, build_model
 
@@ -106,7 +106,7 @@ def _source(spec: dict, samples: int, structural_only: bool):
     if "run" in spec:
         run = runs.load_run(spec["run"])
     else:
-        from probes.cli.common import ensure_run, variant_config
+        from probes.cli.select import ensure_run, variant_config
 
         run, _ = ensure_run(variant_config(spec["variant"], spec.get("corpus")), None)
     src = from_run(run, min(samples, run.config.n_heldout), report=progress)
@@ -115,9 +115,10 @@ def _source(spec: dict, samples: int, structural_only: bool):
 
 def _write(path: Path, force: bool, kw):
     """Measures the model given on the command line and drafts a contract at `path`."""
-    from probes import atomic, testing
-    from probes import contract as pcontract
-    from probes.cli.common import selection
+    from probes import testing
+    from probes.results import atomic
+    from probes.testing import contract as pcontract
+    from probes.cli.select import selection
 
     if path.exists() and not force:
         raise BadInput(f"Expected a new file for --write; received {str(path)!r}, which "

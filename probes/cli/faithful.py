@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import warnings
-
 import click
 
-from probes.cli.common import (comma_list, model_options, prepared, probe_options, progress,
-                               saved_results)
+from probes.cli.options import comma_list, model_options, probe_options
+
+from probes.cli.output import progress
+
+from probes.cli.saved import saved_results
+
+from probes.cli.select import prepared
 from probes.cli.fanout import ray_options
 from probes.cli.merge import shard_command, shard_option
-from probes.faithfulness import METHODS
-from probes.sanity import METHODS as SANITY_METHODS
-from probes.text import table
+from probes.cli.output import print_faithfulness, print_sanity
+from probes.checks.faithfulness import METHODS
+from probes.checks.sanity import METHODS as SANITY_METHODS
 
 
 @click.command()
@@ -35,32 +37,6 @@ def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, shard, **
            as_json, shard, kw)
 
 
-def print_faithfulness(res, n, as_json):
-    """What `probe faithfulness` prints (its JSON contract with `as_json`)."""
-    dele, ins = res.areas("deletion"), res.areas("insertion")
-    if as_json:
-        import numpy as np
-
-        def medians(a):
-            with warnings.catch_warnings():  # a cell without a path is all NaN: no mean
-                warnings.simplefilter("ignore", RuntimeWarning)
-                m = np.nanmedian(np.where(res.measurable()[None, :, :, None], a, np.nan),
-                                 axis=3)
-            return [[[None if not np.isfinite(v) else float(v) for v in row] for row in hm]
-                    for hm in m]
-
-        click.echo(json.dumps({"probe": "faithfulness", "heads": list(res.heads),
-                               "inputs": list(res.inputs), "methods": list(res.methods),
-                               "fractions": res.fractions.tolist(), "samples": n,
-                               "measurable": res.measurable().tolist(),
-                               "deletion_area": medians(dele), "insertion_area": medians(ins)}))
-        return
-    header, rows = res.table()
-    click.echo(f"areas under the normalised curves over {n} samples, median [interquartile "
-               "range]; deletion: lower is more faithful, insertion: higher")
-    click.echo(table(header, rows, align="ll" + "r" * len(res.methods)))
-
-
 @click.command()
 @model_options
 @click.option("--methods", default=",".join(SANITY_METHODS), show_default=True,
@@ -77,30 +53,6 @@ def sanity(methods, samples, seed, batch_size, out_dir, as_json, shard, **kw):
     `input` ignores the model and must fail."""
     _check("sanity", print_sanity, methods, samples, seed, batch_size, out_dir, as_json, shard,
            kw)
-
-
-def print_sanity(res, n, as_json):
-    """What `probe sanity` prints (its JSON contract with `as_json`)."""
-    if as_json:
-        click.echo(json.dumps({
-            "probe": "sanity", "heads": list(res.heads), "inputs": list(res.inputs),
-            "methods": list(res.methods), "layers": list(res.layers), "samples": n,
-            "verdict": {m: {h: {i: res.verdict(m, h, i) for i in res.inputs}
-                            for h in res.heads} for m in res.methods},
-            "correlation": {m: {h: {i: [_finite(res.interval(m, s, h, i)[0])
-                                        for s in range(1, len(res.layers) + 1)]
-                                    for i in res.inputs} for h in res.heads}
-                            for m in res.methods}}))
-        return
-    header, rows = res.table()
-    click.echo(f"Spearman's rho with the trained model's maps after re-initialising each layer "
-               f"in turn (+layer: that layer and every one above it), mean over {n} samples; "
-               f"passes: the 95% interval after the last step is below {res.params['threshold']}")
-    click.echo(table(header, rows, align="lll" + "r" * len(res.layers) + "l"))
-    failing = sorted({r[0] for r in rows if r[-1] == "fails"})
-    if failing:
-        click.echo(f"FAILS: {', '.join(failing)}: the maps do not depend on the weights they "
-                   "should explain")
 
 
 def _check(name, printer, methods, samples, seed, batch_size, out_dir, as_json, shard, kw):
@@ -126,5 +78,3 @@ def run_saved(kw, name, samples, seed, out_dir, params, what, as_json=False, sha
     return saved_results(src, [(name, params)], n, seed, out_dir, fanout=fanout)[name], n
 
 
-def _finite(v):
-    return float(v) if v == v else None

@@ -1,14 +1,14 @@
 """`--ray [ADDRESS]` and `--shards N` on `probe ablate`, `attribute`, `faithfulness` and
-`sanity`: the probe's shards run as Ray tasks (probes.fanout) and merged into the plain
+`sanity`: the probe's shards run as Ray tasks (probes.run.fanout) and merged into the plain
 command's result, which is then printed and saved as the plain command does."""
 
 from __future__ import annotations
 
 import click
 
-from probes.cli.common import fail, progress
+from probes.cli.output import fail, progress
 
-LOCAL = ""  # --ray without an address: Ray's default (see probes.fanout.connect)
+LOCAL = ""  # --ray without an address: Ray's default (see probes.run.fanout.connect)
 
 
 def ray_options(f):
@@ -41,7 +41,7 @@ def fanout_of(kw, shard=None) -> dict | None:
     if shard is not None:
         raise click.UsageError("Expected --ray or --shard, not both (--ray runs every shard); "
                                "received both")
-    from probes.fanout import require_ray
+    from probes.run.fanout import require_ray
 
     try:  # before the model loads
         require_ray()
@@ -54,8 +54,8 @@ def fanout_of(kw, shard=None) -> dict | None:
 def run_on_ray(src, name: str, params: dict, fanout: dict):
     """(result, fingerprint) of probe `name` on a source, fanned out on Ray: those of the plain
     run. One Ray serves the whole command (the --compare run too) and stops with it."""
-    from probes import fanout as engine
-    from probes import suite
+    from probes.run import fanout as engine
+    from probes.run import suite
 
     click.get_current_context().with_resource(engine.connect(fanout["address"]))
     return suite.run_on_ray(src, name, params, report=progress, **fanout)

@@ -8,7 +8,7 @@ import sys
 import click
 import numpy as np
 
-from probes import textmaps
+from probes.results import textmaps
 
 
 def use_colour(choice: str) -> bool:

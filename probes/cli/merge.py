@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from probes.cli.common import fail, print_completeness, print_matrix, progress
+from probes.cli.output import fail, print_completeness, print_matrix, progress
 from probes.cli.guard import deferred_interrupt, writable_dir
 
 
@@ -25,7 +25,7 @@ def shard_option(f):
 def _parse_shard(ctx, param, value):
     if value is None:
         return None
-    from probes.shards import parse
+    from probes.run.shards import parse
 
     try:
         return parse(value)
@@ -35,8 +35,8 @@ def _parse_shard(ctx, param, value):
 
 def shard_command(src, name, samples, seed, out_dir, as_json, params, shard):
     """Runs shard (K, N) of probe `name` on a source and saves it; prints where it went."""
-    from probes.cli.common import saved_results
-    from probes.shards import rows
+    from probes.cli.saved import saved_results
+    from probes.run.shards import rows
 
     k, n = shard
     try:
@@ -69,8 +69,12 @@ def merge(parts, out_dir, as_json):
     PART a shard's --out folder or its .json file) into the full result, and print what the
     unsharded command prints. Refused unless the shards come from the same model, data, probe and
     parameters and cover every sample once."""
-    from probes import filenames, resultio, shards, stats, suite
-    from probes.result import ProbeResult
+    from probes.results import filenames
+    from probes.results import resultio
+    from probes.run import shards
+    from probes.results import stats
+    from probes.run import suite
+    from probes.results.result import ProbeResult
 
     if out_dir:
         writable_dir(out_dir, "--out")
@@ -97,10 +101,10 @@ def merge(parts, out_dir, as_json):
             with deferred_interrupt():
                 progress(f"saved {suite.save(merged, Path(out_dir), stem, fp)}")
         if not isinstance(merged, ProbeResult):  # faithfulness or sanity
-            from probes.cli import faithful
+            from probes.cli import output
 
-            printer = {"Faithfulness": faithful.print_faithfulness,
-                       "Sanity": faithful.print_sanity}[type(merged).__name__]
+            printer = {"Faithfulness": output.print_faithfulness,
+                       "Sanity": output.print_sanity}[type(merged).__name__]
             printer(merged, samples, as_json)
             continue
         summary = merged.summary

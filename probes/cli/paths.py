@@ -7,8 +7,14 @@ import click
 
 import json
 
-from probes.cli.common import model_options, probe_options, progress, saved_results, source
-from probes.text import table
+from probes.cli.options import model_options, probe_options
+
+from probes.cli.output import progress
+
+from probes.cli.saved import saved_results
+
+from probes.cli.select import source
+from probes.results.text import table
 
 
 @click.command()

@@ -1,5 +1,5 @@
 """`probe report`: train or reuse, run every probe whose saved result is missing or stale
-(probes.suite), write the PDF (reports.build)."""
+(probes.run.suite), write the PDF (reports.build)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,17 @@ import click
 
 from mtl_models import runs
 from mtl_models.variants import VARIANTS
-from probes.cli.common import (
-    comma_list,
-    corpus_option,
-    ensure_run,
-    fail,
-    progress,
-    variant_config,
-)
-from probes.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
+from probes.cli.options import comma_list, corpus_option
+from probes.cli.output import fail, progress
+from probes.cli.select import ensure_run, variant_config
+from probes.model.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
 
 
 @click.command()
 @click.option("--out", type=click.Path(dir_okay=False), default="report.pdf", show_default=True,
               help="The PDF to write (atomically).")
-@click.option("--variants", default="concat,separate", show_default=True, callback=comma_list(VARIANTS),
+@click.option("--variants", default="concat,separate", show_default=True,
+              callback=comma_list(VARIANTS),
               help=f"Built-in variants to compare, comma-separated ({', '.join(VARIANTS)}).")
 @click.option("--run", "run_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="Report on run directories written by `probe train` instead (repeatable).")
@@ -95,7 +91,7 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
     for name, directory, make_source, _ in subjects:
         _complete(name, Path(directory), make_source, n, seed, batch_size)
     stages["probes"] = time.perf_counter() - at
-    from probes.suite import REPORT_PROBES, stage_times
+    from probes.run.suite import REPORT_PROBES, stage_times
     from reports.build import build
 
     progress("writing the report ...")
@@ -115,7 +111,7 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
 def _sharing(with_sharing: bool, sharing_result, cache_dir):
     """The SharingResult to show, or None: a saved one, or the default sweep (run now, from
     cached runs where they exist, and saved beside them)."""
-    from probes import transfer
+    from probes.results import transfer
 
     if sharing_result:
         try:
@@ -135,17 +131,19 @@ def _sharing(with_sharing: bool, sharing_result, cache_dir):
 def _subjects(variants, run_dirs, model_path, data_path, unsafe, custom_modules, out, cache_dir,
               samples, corpus=None):
     """(name, directory, source factory(samples), samples available) per model."""
-    from probes import sources
+    from probes.model import sources
     from probes.cli.runsource import from_run
 
     chosen = []
     if model_path:
-        from mtl_models.quiet import import_tensorflow
-        from probes import atomic
+        from probes.engine.quiet import import_tensorflow
+        from probes.results import atomic
 
         import_tensorflow()
         try:
-            src = sources.from_files(model_path, data_path, samples, unsafe, custom_modules)
+            src = sources.resolve(model_path, data_path, samples=samples,
+                                  default_samples=sources.DEFAULT_SAMPLES, what="--samples",
+                                  unsafe=unsafe, custom_modules=custom_modules)
         except ValueError as err:
             fail(err)
         for note in src.notes:
@@ -173,11 +171,11 @@ def _subjects(variants, run_dirs, model_path, data_path, unsafe, custom_modules,
 
 def _complete(name, directory: Path, make_source, n: int, seed: int, batch_size: int):
     """Brings `directory`/probes up to date for this model, data, sample count and seed."""
-    from mtl_models.quiet import import_tensorflow
+    from probes.engine.quiet import import_tensorflow
 
     tf = import_tensorflow()
-    from probes.forward import op_message
-    from probes.suite import complete
+    from probes.engine.forward import op_message
+    from probes.run.suite import complete
 
     try:
         complete(make_source(n), directory / "probes", samples=n, seed=seed,

@@ -1,14 +1,15 @@
-"""A built-in variant's trained run as a probes.sources.Source: its held-out pairs as lazy
-one-hot inputs (mtl_models.onehot.OneHot implements probes.lazy's coded one-hot protocol)."""
+"""A built-in variant's trained run as a probes.model.sources.Source: its held-out pairs as lazy
+one-hot inputs (probes.model.onehot.OneHot implements probes.model.lazy's coded one-hot
+protocol)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from mtl_models import runs
-from mtl_models.onehot import OneHot
 from mtl_models.tweets import INPUTS_OF_SET
-from probes.sources import DEFAULT_SAMPLES, Source, requested_samples
+from probes.model.onehot import OneHot
+from probes.model.sources import DEFAULT_SAMPLES, Source, requested_samples, resolve
 
 # A run's held-out set is extended with generated pairs up to this many (codes: 1.1 kB a pair;
 # the one-hot rows are encoded per chunk).
@@ -29,5 +30,4 @@ def from_run(run: runs.Run, samples: int | None,
     features = run.config.features
     inputs = {name: OneHot(getattr(tweets, field), features)
               for name, field in INPUTS_OF_SET.items()}
-    return Source(model=run.model(), name=run.config.variant, inputs=inputs, labels=labels,
-                  run_dir=run.path)
+    return resolve(run.model(), inputs, labels, name=run.config.variant, run_dir=run.path)

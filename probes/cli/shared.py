@@ -6,9 +6,15 @@ import json
 
 import click
 
-from probes.cli.common import model_options, progress, saved_results, source
-from probes.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
-from probes.text import table
+from probes.cli.options import model_options
+
+from probes.cli.output import progress
+
+from probes.cli.saved import saved_results
+
+from probes.cli.select import source
+from probes.model.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
+from probes.results.text import table
 
 
 @click.command()
@@ -35,7 +41,7 @@ def shared(samples, minibatch, learning_rate, seed, batch_size, out_dir, as_json
     how far one task's gradient step moves the other heads (a step on a head's own weights
     must move the others by exactly 0.0); and the lookahead task affinity."""
 
-    from probes.taskgrads import shared_layers
+    from probes.methods.taskgrads import shared_layers
 
     src = source(kw, samples)
     n = len(next(iter(src.inputs.values())))

@@ -12,9 +12,10 @@ import click
 
 from mtl_models import runs
 from mtl_models.tweets import TASK_NAMES
-from probes.cli.common import DEFAULTS, fail, progress
+from probes.cli.options import DEFAULTS
+from probes.cli.output import fail, progress
 from probes.cli.guard import writable_dir
-from probes.text import table
+from probes.results.text import table
 
 
 def _sizes(ctx, param, value):
@@ -76,7 +77,7 @@ def sweep_options(f):
 def run_sweep(kw):
     """(SharingResult, default output folder) of the sweep the options describe."""
     from mtl_models import sharing as sh
-    from mtl_models.quiet import import_tensorflow
+    from probes.engine.quiet import import_tensorflow
 
     schedule = sh.Schedule()
     try:
@@ -94,7 +95,7 @@ def run_sweep(kw):
                   / f"{kw['variant']}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}")
         writable_dir(folder, "cache")  # before minutes of training, not after
         import_tensorflow()
-        from probes.coupling import training_monitor
+        from probes.methods.coupling import training_monitor
 
         started = time.perf_counter()
         result = sh.sharing(**args, base=base, schedule=schedule, cache=kw["cache_dir"],

@@ -8,15 +8,10 @@ import click
 
 from mtl_models import runs
 from mtl_models.tweets import REFERENCE_SOURCES
-from probes.cli.common import (
-    ensure_run,
-    fail,
-    model_options,
-    selection,
-    train_config,
-    train_options,
-)
-from probes.text import table
+from probes.cli.options import model_options, train_options
+from probes.cli.output import fail
+from probes.cli.select import ensure_run, selection, train_config
+from probes.results.text import table
 
 
 @click.command()
@@ -52,9 +47,9 @@ def train(force, as_json, **kw):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def structure(as_json, **kw):
     """Which inputs can reach which heads (per call site), and which layers are shared."""
-    from mtl_models.quiet import import_tensorflow
-    from probes import data as pdata
-    from probes.graph import structure as graph_structure
+    from probes.engine.quiet import import_tensorflow
+    from probes.model import data as pdata
+    from probes.model.graph import structure as graph_structure
 
     which = selection(kw, need_data=False)
     import_tensorflow()

@@ -1,0 +1,241 @@
+"""Sanity check of attribution methods: cascading model-parameter randomisation.
+
+Adebayo et al. (2018), "Sanity checks for saliency maps": re-initialise the model's layers
+from the heads down to the inputs, one more at a time, recompute each method's maps and
+compare them with the maps of the trained model. A method whose maps stay the same when the
+weights they should explain are destroyed explains the input, not the model, and fails.
+
+Here the maps are the signed attributions per time step (probes.methods.attribution with maps=True);
+the comparison is Spearman's rank correlation per sample over the steps the sample has (every
+element for (N, D) inputs), with a t interval over samples. The verdict judges its magnitude,
+|rho| (Adebayo et al. use the absolute rank correlation too): a map that only flips its sign
+when the weights are destroyed has not changed, and must not pass. The control "method" `input`
+ignores the model entirely (each step's features through one fixed random projection, so that
+one-hot steps differ): its correlation is exactly 1 at every step and it is reported failing,
+which shows the check can fail. Re-initialised weights are drawn per tensor from a normal
+distribution with the trained tensor's mean and standard deviation (seeded), on a clone: the
+user's model is never touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from probes.model import data as pdata
+from probes.results import resultio
+from probes.methods.method_maps import (GRADIENT_METHODS, first_rows, maps_of,
+                                        method_settings, subset)
+from probes.model.graph import structure
+
+METHODS = GRADIENT_METHODS + ("input",)
+# A method passes a cell when the upper end of the 95% interval of the mean |correlation|
+# after the last step is below this, fails when the lower end is above it.
+THRESHOLD = 0.5
+
+
+@resultio.register("sanity")
+@dataclasses.dataclass(frozen=True)
+class Sanity:
+    """Rank correlations between the trained model's maps and the randomised models' maps.
+
+    Attributes:
+        heads, inputs, methods: names.
+        layers: (L,) the layers re-initialised, in cascade order (step s re-initialises the
+            first s of them).
+        correlation: (M, L, H, I, N) Spearman's rho per sample after each step; NaN where a
+            map is constant over the sample's steps (no ranking to compare).
+        structural: (H, I); sample_ids: (N,); params.
+    """
+
+    heads: tuple
+    inputs: tuple
+    methods: tuple
+    layers: tuple
+    correlation: np.ndarray
+    structural: np.ndarray
+    sample_ids: np.ndarray
+    params: dict
+
+    def interval(self, method: str, step: int, head: str, input: str,  # noqa: A002
+                 absolute: bool = False):
+        """(mean, low, high) of rho (of |rho| with `absolute`) over samples at cascade step
+        `step` (1-based)."""
+        from probes.results.transfer import t_interval
+
+        m, h, i = (self.methods.index(method), self.heads.index(head),
+                   self.inputs.index(input))
+        v = self.correlation[m, step - 1, h, i]
+        v = np.abs(v[np.isfinite(v)]) if absolute else v[np.isfinite(v)]
+        if v.size == 0:
+            return float("nan"), float("nan"), float("nan")
+        got = t_interval(v)
+        return got.mean, got.low, got.high
+
+    def verdict(self, method: str, head: str, input: str) -> str:  # noqa: A002
+        """"passes", "fails", "inconclusive", or "no path" / "no ranking" where nothing can be
+        compared, from the last step."""
+        if not self.structural[self.heads.index(head), self.inputs.index(input)]:
+            return "no path"
+        mean, low, high = self.interval(method, len(self.layers), head, input, absolute=True)
+        if not np.isfinite(mean):
+            return "no ranking"
+        if np.isfinite(high) and high < THRESHOLD:
+            return "passes"
+        if np.isfinite(low) and low > THRESHOLD:
+            return "fails"
+        return "inconclusive"
+
+    def table(self) -> tuple[list[str], list[list]]:
+        """(header, rows): per method, head and input, the mean rho after each step and the
+        verdict."""
+        header = ["method", "head", "input"] + [f"+{name}" for name in self.layers] + [
+            "verdict"]
+        rows = []
+        for method in self.methods:
+            for head in self.heads:
+                for name in self.inputs:
+                    cells = [self.interval(method, s, head, name)[0]
+                             for s in range(1, len(self.layers) + 1)]
+                    rows.append([method, head, name]
+                                + [f"{c:+.2f}" if np.isfinite(c) else "-" for c in cells]
+                                + [self.verdict(method, head, name)])
+        return header, rows
+
+
+def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_size: int = 256,
+           seed: int | None = None, first: int | None = None, background=None,
+           sample_ids=None, labels=None, model_name: str | None = None,
+           settings=None) -> Sanity:
+    """Cascading randomisation of `model`'s layers with weights, from the heads down.
+
+    Args:
+        model: a functional Keras model (cloned, never changed).
+        inputs: {input name: (N, ...) array} (or lazy inputs).
+        rng: the re-initialised weights, the control's projection and the methods' randomness.
+        methods: from METHODS ("input" is the control that ignores the model); maps from the
+            zero baseline with `settings`.
+        first: use only the first `first` samples (the report's cap on this probe's cost).
+        background, sample_ids: every sample of the run and the rows of `inputs` among them
+            (a shard, probes.run.shards): the maps are computed in the whole run's passes, so a
+            shard's correlations equal the same rows of the unsharded run's.
+        labels: accepted for the registry's one signature; not used.
+        settings: the gradient methods' settings ({method: {name: value}}) in place of
+            probes.methods.method_maps.SETTINGS (probes.methods.method_maps.method_settings).
+    Returns:
+        A Sanity result; its params hold the settings used.
+    """
+    methods = tuple(methods)
+    settings = method_settings(settings)
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise ValueError(f"Expected methods from {list(METHODS)}; received {list(methods)}")
+    xs = first_rows(pdata.canonical_inputs(model, inputs, "inputs"), first)
+    bg, sub_ids, ids, _ = subset(model, xs, background, sample_ids, first)
+    where = {"background": bg, "sample_ids": sub_ids}
+    names = pdata.input_names(model)
+    heads = pdata.output_names(model)
+    cascade = cascade_layers(model)
+    if not cascade:
+        raise ValueError(f"Expected a model with weights to randomise; received "
+                         f"{model.name!r} with none")
+    projections = [rng.standard_normal(int(np.prod(x.shape[2:])) or 1) for x in xs]
+    present = [_present_steps(x) for x in xs]
+    # Each method draws the same randomness (smoothgrad's noise) for every model it explains.
+    base = int(rng.integers(2**31))
+    where = dict(where, settings=settings)
+    original = _all_maps(model, xs, methods, projections, base, batch_size, seed, where)
+    clone = _clone(model)
+    corr = np.full((len(methods), len(cascade), len(heads), len(names), xs[0].shape[0]),
+                   np.nan)
+    for s, layer in enumerate(cascade):
+        for variable in clone.get_layer(layer).weights:
+            w = variable.numpy()
+            variable.assign((w.mean() + w.std() * rng.standard_normal(w.shape))
+                            .astype(w.dtype))
+        maps = _all_maps(clone, xs, methods, projections, base, batch_size, seed, where)
+        for m in range(len(methods)):
+            for i in range(len(names)):
+                corr[m, s, :, i] = _spearman(original[m][i], maps[m][i], present[i])
+    reach = structure(model).reach
+    return Sanity(heads=heads, inputs=names, methods=methods, layers=tuple(cascade),
+                  correlation=corr, structural=reach, sample_ids=ids,
+                  params={"methods": list(methods), "seed": seed, "first": first,
+                          "batch_size": int(batch_size), "threshold": THRESHOLD,
+                          "settings": settings,
+                          "reinit": "normal, each tensor's own mean and std",
+                          "model": model_name or model.name})
+
+
+def cascade_layers(model) -> list[str]:
+    """Layers with weights, from the outputs down: reverse topological order."""
+    return [layer.name for layer in reversed(model.layers) if layer.weights]
+
+
+def _clone(model):
+    import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _all_maps(model, xs, methods, projections, base: int, batch_size, seed, where):
+    """Per method, per input, (H, N, T) maps (the control: (H, N, T) the same for every
+    head); method k draws from the generator seeded [base, k]; `where`: a shard's background
+    and sample_ids, and the methods' settings (probes.methods.method_maps.maps_of)."""
+    heads = len(model.outputs)
+    out = []
+    for k, method in enumerate(methods):
+        rng = np.random.default_rng([base, k])
+        if method == "input":
+            out.append([np.broadcast_to(_projected(x, p), (heads,) + x.shape[:2])
+                        for x, p in zip(xs, projections)])
+            continue
+        # (H, N, T, ...) maps of inputs with more axes (images) -> (H, N, T) per axis-1 step.
+        out.append([m.reshape(m.shape[:3] + (-1,)).sum(axis=3) if m.ndim > 3 else m
+                    for m in maps_of(model, xs, method, rng, batch_size, seed, **where)])
+    return out
+
+
+def _projected(x, p) -> np.ndarray:
+    """(N, T) each step's features through the fixed vector p (the control's map)."""
+    out = np.empty(x.shape[:2])
+    for a in range(0, x.shape[0], 256):
+        chunk = np.asarray(x[a:a + 256], np.float64)
+        out[a:a + 256] = chunk.reshape(chunk.shape[0], chunk.shape[1], -1) @ p \
+            if chunk.ndim > 2 else chunk * p[0]
+    return out
+
+
+def _present_steps(x) -> np.ndarray:
+    """(N, T) the steps a sample has (an all-zero step is padding); every element of (N, D)."""
+    if x.ndim == 2:
+        return np.ones(x.shape, bool)
+    out = np.empty(x.shape[:2], bool)
+    for a in range(0, x.shape[0], 256):
+        chunk = np.asarray(x[a:a + 256])
+        out[a:a + 256] = np.any(chunk.reshape(chunk.shape[0], chunk.shape[1], -1) != 0, axis=2)
+    return out
+
+
+def _spearman(a, b, present) -> np.ndarray:
+    """(H, N) Spearman's rho of a[h, n] and b[h, n] over the present steps; NaN where either
+    is constant there."""
+    from scipy.stats import rankdata
+
+    h_n, n = a.shape[0], a.shape[1]
+    out = np.full((h_n, n), np.nan)
+    for k in range(n):
+        keep = present[k]
+        if keep.sum() < 3:
+            continue
+        ra = rankdata(a[:, k][:, keep], axis=1)
+        rb = rankdata(b[:, k][:, keep], axis=1)
+        for h in range(h_n):
+            x, y = ra[h] - ra[h].mean(), rb[h] - rb[h].mean()
+            denom = np.sqrt((x @ x) * (y @ y))
+            if denom > 0:
+                out[h, k] = float(x @ y / denom)
+    return out

@@ -1,0 +1,122 @@
+"""What a probe runs on: a model, the samples to probe it on, and where results go.
+
+`resolve` is the one place that turns what a caller gives (a model or the path of a .keras
+file; inputs as a dict, a list, one array or the path of an .npz; labels; a sample count) into
+a `Source`: the Python API, the commands, the contracts, the pytest plugin and the report all
+call it. A built-in variant's run is turned into model and inputs by probes.cli.runsource (the
+only place that knows the synthetic tweets), then resolved here too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from probes.model import data as pdata
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """A model and the samples to probe it on.
+
+    Attributes:
+        model: the Keras model.
+        name: its identity in results (variant name or file path).
+        inputs: {input name: (N, ...) array, or a lazy input (probes.model.lazy)}.
+        labels: {head name: (N,) array} or None.
+        run_dir: where results are saved by default (a variant's run directory), or None.
+        notes: lines for the user (e.g. ignored arrays).
+    """
+
+    model: object
+    name: str
+    inputs: dict
+    labels: dict | None
+    run_dir: Path | None
+    notes: tuple[str, ...] = ()
+
+
+DEFAULT_SAMPLES = 256  # samples a command probes unless told
+DEFAULT_BATCH = 256  # rows per pass: bounds memory
+
+
+def requested_samples(samples: int | None, available: int, what: str) -> int:
+    """The requested sample count, or the default capped at what is available."""
+    if samples is None:
+        return min(DEFAULT_SAMPLES, available)
+    if samples > available:
+        raise ValueError(f"Expected --samples <= {available}, the samples in {what}; "
+                         f"received {samples}")
+    return samples
+
+
+def resolve(model, data=None, labels=None, samples: int | None = None, *,
+            default_samples: int | None = None, unsafe: bool = False, custom_modules=(),
+            name: str | None = None, run_dir=None, what: str = "samples") -> Source:
+    """The model and the first `samples` rows of its data, checked, as a Source.
+
+    Args:
+        model: a Keras model, or the path of a .keras file (loaded once per process without
+            running code from it unless `unsafe`; `custom_modules` as for load_model).
+        data: {input name: array or lazy input}, a list or one array in input order, the
+            path of an .npz (keyed by input name or arr_0..; arrays named like every head
+            are the labels), or None (the graph alone: no inputs).
+        labels: {head name: (N,) array}; given ones win over an .npz's.
+        samples: the first N rows; None takes `default_samples` rows (capped at what there
+            is), or all of them.
+        name: the model's name in results [default: the file's path, else model.name].
+        run_dir: where results go by default (a variant's run), else None.
+        what: the option that asked for `samples`, for the error ("--samples" on the CLI).
+    Raises:
+        ValueError: a file that cannot be read, data the model does not take (named), labels
+            of another length, or more samples asked for than the data has.
+    """
+    notes, ignored = (), []
+    if isinstance(model, (str, Path)):
+        name = name or str(model)
+        model = pdata.loaded_model(model, unsafe=unsafe, custom_modules=custom_modules)
+    name = name or model.name
+    if data is None:
+        return Source(model=model, name=name, inputs={}, labels=None, run_dir=run_dir)
+    where, data_path = "inputs", None
+    if isinstance(data, (str, Path)):
+        where = f"data in {data}"
+        data_path, (data, found, ignored) = str(data), pdata.load_npz(data, model)
+        labels = found if labels is None else labels
+    elif not isinstance(data, dict):
+        data = dict(zip(pdata.input_names(model),
+                        data if isinstance(data, (list, tuple)) else [data]))
+    n = pdata.canonical_inputs(model, data, where)[0].shape[0]
+    if labels is not None:
+        pdata.canonical_labels(model, labels, n)  # named errors now, not after the probe
+    if samples is None:
+        samples = n if default_samples is None else min(default_samples, n)
+    elif int(samples) < 1:
+        raise ValueError(f"Expected {what} >= 1; received {samples}")
+    elif int(samples) > n:
+        raise ValueError(f"Expected {what} <= {n}, the samples in {data_path or 'the data'}; "
+                         f"received {samples}")
+    samples = int(samples)
+    if samples < n:
+        data = {k: v[:samples] for k, v in data.items()}
+        labels = None if labels is None else {k: v[:samples] for k, v in labels.items()}
+    if data_path is not None:
+        notes = _notes(data_path, pdata.output_names(model), labels, ignored)
+    return Source(model=model, name=name, inputs=data, labels=labels, run_dir=run_dir,
+                  notes=notes)
+
+
+def _notes(data_path, heads, labels, ignored) -> tuple[str, ...]:
+    """What the user should know about their data file: ignored arrays, labels used or not."""
+    notes = [f"ignored arrays in {data_path}: {', '.join(ignored)}"] if ignored else []
+    some = [h for h in heads if h in ignored]
+    if labels is not None:
+        notes.append(f"labels for every head ({', '.join(heads)}): loss effects computed")
+    elif some:
+        lacking = ", ".join(h for h in heads if h not in some)
+        notes.append(f"labels for {', '.join(some)} but none for {lacking}: loss effects "
+                     "need every head, not computed")
+    else:
+        notes.append(f"no labels in the data (arrays named like the heads: "
+                     f"{', '.join(heads)}): loss effects are not computed")
+    return tuple(notes)
