@@ -239,6 +239,21 @@ class Run:
                              f"{str(err).splitlines()[0] if str(err) else ''}") from None
 
 
+def ensure_run(config: TrainConfig, cache: Path | None = None, *, force: bool = False,
+               report: Callable[[str], None] = lambda line: None, monitor=None,
+               before_training: Callable[[], None] = lambda: None) -> tuple[Run, bool]:
+    """(the cached run of `config`, whether it was trained now): loaded when complete (and not
+    `force`), else trained first (`before_training` runs just before; `monitor` as for
+    train_run)."""
+    final = run_dir_for(config, cache)
+    if not force and is_complete(final):
+        return load_run(final), False
+    before_training()
+    report(f"training {config.variant} (tasks {', '.join(config.tasks)}) ...")
+    path, trained = train_run(config, cache=cache, force=force, report=report, monitor=monitor)
+    return load_run(path), trained
+
+
 def load_run(path) -> Run:
     """Reads a complete run directory; a missing or malformed file is an error."""
     path = Path(path)

@@ -13,9 +13,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from probes.results import filenames
-
-from probes.results import resultio
+from probes.results import filenames, resultio
 from reports.layout import MAIN
 
 
@@ -99,7 +97,7 @@ def load_subject(path, probe_names, samples: int, seed: int) -> Subject:
         if name in skipped or not name.startswith(("ablation/", "attribution/")):
             continue
         res = saved(name)
-        results[name] = (res, res.summary)
+        results[name] = (res, res.summary())
     run = texts = None
     if (path / "manifest.json").is_file():
         texts = _texts(path / "heldout.npz", samples)

@@ -140,8 +140,8 @@ def methods_text(subjects) -> str:
                 ig.append(f"{s.name}: {p['steps']} {p['quadrature'].replace('_', '-')} nodes "
                           f"from a {p['baseline']} baseline, median completeness gap "
                           f"{p['median_gap']:.1e}")
-            if rule is None and hasattr(res, "summary") and name.startswith("ablation/"):
-                rule = res.summary.settings
+            if rule is None and name.startswith("ablation/"):
+                rule = res.summary().settings
     text = ("ablation/<mode>: replace one input (shuffle: another sample's, derangements keyed "
             "by sample id; zero; mean; noise; occlusion: one time window at a time) and measure "
             "|change| of every head's output per sample. attribution/<method>: saliency, "

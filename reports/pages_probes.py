@@ -96,7 +96,10 @@ def _loss_matrix(fig, slot, s, probe):
 
 
 def page_matrices(subjects) -> Figure:
-    fig = new_page("Every probe's matrix: share of each head's dependence, 95% intervals")
+    levels = sorted({round(100 * summary.settings["confidence"]) for s in subjects
+                     for _, summary in s.results.values()})
+    fig = new_page("Every probe's matrix: share of each head's dependence, "
+                   f"{' / '.join(map(str, levels)) or 95}% intervals")
     n = len(subjects)
     notes = []
     for k, s in enumerate(subjects):

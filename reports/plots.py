@@ -37,7 +37,7 @@ def plot_shares(results, ax=None, *, title: str | None = None):
     span = ax.get_position().width * ax.figure.get_size_inches()[0] * 72  # points
     ms = min(4.0, 0.6 * span / (len(cells) * len(results)))  # points that do not touch
     for j, (name, res) in enumerate(results.items()):
-        summ = res.summary
+        summ = res.summary()
         xs = np.arange(len(cells)) + (j - len(results) / 2) * 0.8 / len(results)
         y = [summ.share[h, i] for h, i in cells]
         lo = [summ.share[h, i] - summ.share_ci_low[h, i] for h, i in cells]

@@ -4,8 +4,8 @@ import pytest
 from mtl_models.variants import build_model
 from probes.methods.ablation import MODES
 from probes.methods.attribution import METHODS
-from probes.run.registry import PROBES
 from probes.results.stats import summarize
+from probes.run.registry import PROBES
 from tests import models as m
 
 N = 40

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from probes.engine.gradients import quadrature
 from probes.methods.ablation import ablate
 from probes.methods.attribution import METHODS, attribute
-from probes.engine.gradients import quadrature
 from probes.model.graph import resolve_head, structure, token_sites
 from probes.results.stats import summarize
 

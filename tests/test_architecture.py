@@ -20,8 +20,8 @@ CONTRACTS = 5
 def _lint(root: Path) -> subprocess.CompletedProcess:
     """lint-imports on the packages under `root` (they come first on the import path)."""
     env = dict(os.environ, PYTHONPATH=str(root))
-    return subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command;"
-                           " lint_imports_command()", "--no-cache", "--no-logo",
+    code = "from importlinter.cli import lint_imports_command; lint_imports_command()"
+    return subprocess.run([sys.executable, "-c", code, "--no-cache", "--no-logo",
                            str(root / "setup.cfg")],
                           cwd=root, env=env, capture_output=True, text=True, timeout=120)
 

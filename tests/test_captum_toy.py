@@ -21,8 +21,8 @@ import numpy as np
 from click.testing import CliRunner
 from numpy.testing import assert_allclose
 
-from probes.methods.attribution import attribute
 from probes.cli import main
+from probes.methods.attribution import attribute
 
 # torch.rand(2, 3) after torch.manual_seed(123), exactly: torch's CPU generator is the standard
 # MT19937 (seeded by init_genrand(123)) and a float32 draw is (u32 & 0xFFFFFF) / 2**24.

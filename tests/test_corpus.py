@@ -5,8 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from mtl_models import corpus as cp
-from mtl_models import runs
+from mtl_models import corpus as cp, runs
 from mtl_models.references import reference_accuracy
 from mtl_models.tweets import PAD
 

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from probes import load
-from probes.cli import main
 from probes.checks.faithfulness import faithfulness
+from probes.cli import main
 
 T, F, K = 12, 3, 3  # steps, features, the last K steps are all the head reads
 
@@ -70,8 +70,8 @@ def test_ranked_curves_beat_the_random_floor(setup):
 def test_an_input_the_head_cannot_see_is_not_measurable(setup):
     _, _, _, res = setup
     assert res.measurable().tolist() == [[True, False]]
-    assert np.isnan(res.areas("deletion")[:, 0, 1]).all()  # never a number for "no path"
-    header, rows = res.table()
+    assert np.isnan(res.areas("deletion")[:, 0, 1]).all()  # never a number without a path
+    header, rows = res.table_rows()
     assert rows[1][2] == "- (no path)"
 
 

@@ -8,8 +8,7 @@ from mtl_models.variants import build_model
 from probes.engine.forward import compiled_forward, compiled_partial, frontier_rows, run_all
 from probes.model.graph import heads as graph_heads
 from probes.model.graphrun import split_at
-from tests import models as m
-from tests import zoo
+from tests import models as m, zoo
 
 
 def _built(model):

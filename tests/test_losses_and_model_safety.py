@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from keras import layers
 
+from probes.engine.forward import compiled_forward, run_all
 from probes.methods import ablation
 from probes.methods.ablation import ablate
 from probes.methods.attribution import attribute
 from probes.methods.coupling import coupling
 from probes.model.data import canonical_labels
-from probes.engine.forward import compiled_forward, run_all
 from probes.model.graph import output_names
 from probes.model.losses import (
     HeadLoss,
@@ -26,8 +26,8 @@ from probes.model.losses import (
     tf_mean_losses,
 )
 from probes.methods.paths import decompose, interaction
-from probes.run.registry import PROBES
 from probes.methods.taskgrads import agreement, loss_function
+from probes.run.registry import PROBES
 
 N, D = 24, 3
 

@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from probes.model.onehot import OneHot
 from probes import one_hot
+from probes.model.onehot import OneHot
 from mtl_models.variants import build_model
-from probes.model import data as pdata
 from probes.methods.ablation import CODED, MODES
+from probes.model import data as pdata
 from probes.run.registry import PROBES
 
 T, F = 6, 5

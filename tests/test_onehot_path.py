@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from keras import layers
 
-from probes.model.onehot import OneHot
 from probes import one_hot
+from probes.model.onehot import OneHot
 from mtl_models.variants import build_model
-from probes.methods.ablation import ablate
-from probes.methods.attribution import attribute
 from probes.engine.forward import compiled_forward
 from probes.engine.onehot_path import gather_sites, one_hot_codes
+from probes.methods.ablation import ablate
+from probes.methods.attribution import attribute
 
 T, F, N = 5, 7, 6
 CASES = [("integrated_gradients", {"baseline": "zero", "steps": 4}),

@@ -7,9 +7,9 @@ from click.testing import CliRunner
 from keras import layers
 from numpy.testing import assert_allclose
 
-from probes.results import resultio
 from probes.cli import main
 from probes.methods.paths import decompose, interaction
+from probes.results import resultio
 
 D = 3  # features of each input vector
 W_SHARED = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]], "float32")  # (D, 2)

@@ -18,10 +18,10 @@ from keras import layers
 
 from probes.model.onehot import OneHot
 from mtl_models.variants import build_model
-from probes.run import fanout
 from probes.cli import main
-from probes.run.registry import PROBES
 from probes.results.seeds import generator
+from probes.run import fanout
+from probes.run.registry import PROBES
 from tests.models import SCALE_MODULE, same_result
 
 N = 40  # samples: at least the statistics' 20, and 4 shards of 10

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probes.results import atomic
-from probes.results import result as presult
+from probes.results import atomic, result as presult
 from probes.run.registry import PROBES
 from tests import models as m
 from tests.test_cli import TINY_ARGS

@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from probes import one_hot
-from probes.cli import main
 from probes.checks.sanity import cascade_layers, sanity
+from probes.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_cli_reports_the_failing_control(tiny_runs):
     blob = json.loads(out.stdout)
     assert blob["layers"] == ["head_2", "head_1", "shared_lstm"]
     assert blob["verdict"]["input"]["head_1"]["tweet_a"] == "fails"
-    assert blob["verdict"]["saliency"]["head_1"]["tweet_b"] == "no path"
+    assert blob["verdict"]["saliency"]["head_1"]["tweet_b"] == "structural_zero"
     text = CliRunner().invoke(main, ["sanity", "--run", str(tiny_runs["separate"].path),
                                      "--samples", "32", "--methods", "saliency,input"])
     assert "FAILS: input" in text.stdout

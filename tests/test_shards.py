@@ -11,11 +11,11 @@ from click.testing import CliRunner
 import probes
 from probes.model.onehot import OneHot
 from mtl_models.variants import build_model
-from probes.run import shards
 from probes.cli import main
 from probes.engine.forward import chunks, layout
-from probes.run.registry import PROBES
 from probes.results.seeds import generator
+from probes.run import shards
+from probes.run.registry import PROBES
 from tests.models import same_result
 
 N = 103  # not a multiple of the shard count or of any pass width below

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from scipy import stats
 
 from mtl_models import runs, sharing
-from probes.results import transfer
 from probes.cli import main
+from probes.results import transfer
 
 HEADS = ("head_1", "head_2")
 

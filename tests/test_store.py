@@ -11,13 +11,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from probes.results import resultio
-
-from probes.results import store
 from probes.cli import main
+from probes.results import resultio, store
 from probes.results.fingerprint import fingerprint
-from probes.run.registry import PROBES
 from probes.results.seeds import generator
+from probes.run.registry import PROBES
 from tests import models as m
 
 N = 30

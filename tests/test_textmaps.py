@@ -5,8 +5,8 @@ import pytest
 from click.testing import CliRunner
 
 from probes import one_hot
-from probes.results import textmaps
 from probes.cli import main
+from probes.results import textmaps
 
 
 def test_one_hot_rows_decode_to_characters_without_the_padding():

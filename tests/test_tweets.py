@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from mtl_models import references as refs_of
-from mtl_models import tweets as tw
+from mtl_models import references as refs_of, tweets as tw
 from probes import one_hot
 
 SPEC = tw.TweetSpec(seq_len=30, features=16, min_len=5)

@@ -13,9 +13,9 @@ from mtl_models import runs
 from mtl_models.variants import HEADS, TIED, VARIANTS, build_model
 from probes.cli import main
 from probes.methods.coupling import training_monitor
+from probes.methods.taskgrads import shared_layers
 from probes.model.graph import structure
 from probes.run.registry import PROBES
-from probes.methods.taskgrads import shared_layers
 from tests.conftest import TINY
 
 SMALL = dict(seq_len=5, features=4, units=3, hidden=6)

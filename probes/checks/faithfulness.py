@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 
 import numpy as np
 
 from probes.model import data as pdata
 from probes.results import resultio
+from probes.results.protocol import Result
+from probes.results.text import table
 from probes.engine.forward import (
     chunks,
     compiled_forward,
@@ -50,7 +53,7 @@ FLAT = 1e-6
 
 @resultio.register("faithfulness")
 @dataclasses.dataclass(frozen=True)
-class Faithfulness:
+class Faithfulness(Result):
     """Deletion and insertion curves of every method, head and input.
 
     Attributes:
@@ -97,7 +100,7 @@ class Faithfulness:
         span = np.abs(self.full[:, None, :] - self.empty) > FLAT
         return self.structural & (span.mean(axis=2) >= 0.5)
 
-    def table(self) -> tuple[list[str], list[list]]:
+    def table_rows(self) -> tuple[list[str], list[list]]:
         """(header, rows): per head and input, each method's median deletion and insertion
         areas over samples with their interquartile range (robust to the samples whose small
         span makes the normalised curve swing)."""
@@ -115,6 +118,35 @@ class Faithfulness:
                                             f"{_median(ins[m, h, i])}"
                                             for m in range(len(self.methods))])
         return header, rows
+
+
+    def table(self) -> str:
+        """The areas as `probe faithfulness` prints them."""
+        header, rows = self.table_rows()
+        return (f"areas under the normalised curves over {len(self.sample_ids)} samples, median "
+                "[interquartile range]; deletion: lower is more faithful, insertion: higher\n"
+                + table(header, rows, align="ll" + "r" * len(self.methods)))
+
+    def summary(self) -> dict:
+        """Per method, head and input, the median deletion and insertion areas over the
+        samples (None where the cell is not measurable), and which cells are."""
+        def medians(a):
+            with warnings.catch_warnings():  # a cell without a path is all NaN: no median
+                warnings.simplefilter("ignore", RuntimeWarning)
+                m = np.nanmedian(np.where(self.measurable()[None, :, :, None], a, np.nan),
+                                 axis=3)
+            return [[[None if not np.isfinite(v) else float(v) for v in row] for row in hm]
+                    for hm in m]
+
+        return {"measurable": self.measurable().tolist(),
+                "deletion_area": medians(self.areas("deletion")),
+                "insertion_area": medians(self.areas("insertion"))}
+
+    def to_json(self) -> dict:
+        """`probe faithfulness --json`: names, fractions, and the summary's medians."""
+        return {"probe": "faithfulness", "heads": list(self.heads), "inputs": list(self.inputs),
+                "methods": list(self.methods), "fractions": self.fractions.tolist(),
+                "samples": len(self.sample_ids), **self.summary()}
 
 
 def _median(values) -> str:

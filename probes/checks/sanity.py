@@ -25,6 +25,8 @@ import numpy as np
 
 from probes.model import data as pdata
 from probes.results import resultio
+from probes.results.protocol import Interval, Result
+from probes.results.text import table
 from probes.methods.method_maps import (GRADIENT_METHODS, first_rows, maps_of,
                                         method_settings, subset)
 from probes.model.graph import structure
@@ -37,7 +39,7 @@ THRESHOLD = 0.5
 
 @resultio.register("sanity")
 @dataclasses.dataclass(frozen=True)
-class Sanity:
+class Sanity(Result):
     """Rank correlations between the trained model's maps and the randomised models' maps.
 
     Attributes:
@@ -59,35 +61,52 @@ class Sanity:
     params: dict
 
     def interval(self, method: str, step: int, head: str, input: str,  # noqa: A002
-                 absolute: bool = False):
-        """(mean, low, high) of rho (of |rho| with `absolute`) over samples at cascade step
-        `step` (1-based)."""
-        from probes.results.transfer import t_interval
+                 absolute: bool = False) -> Interval:
+        """Mean rho (|rho| with `absolute`) over samples at cascade step `step` (1-based), with
+        its t interval."""
+        from probes.results.stats import t_interval
 
         m, h, i = (self.methods.index(method), self.heads.index(head),
                    self.inputs.index(input))
         v = self.correlation[m, step - 1, h, i]
         v = np.abs(v[np.isfinite(v)]) if absolute else v[np.isfinite(v)]
         if v.size == 0:
-            return float("nan"), float("nan"), float("nan")
-        got = t_interval(v)
-        return got.mean, got.low, got.high
+            return Interval(float("nan"), float("nan"), float("nan"))
+        return t_interval(v)
 
     def verdict(self, method: str, head: str, input: str) -> str:  # noqa: A002
-        """"passes", "fails", "inconclusive", or "no path" / "no ranking" where nothing can be
-        compared, from the last step."""
+        """"passes", "fails" or "inconclusive" from the mean |rho| after the last step, or
+        "structural_zero" (no path: no map to compare) / "no_ranking" (constant maps)."""
         if not self.structural[self.heads.index(head), self.inputs.index(input)]:
-            return "no path"
+            return "structural_zero"
         mean, low, high = self.interval(method, len(self.layers), head, input, absolute=True)
+        threshold = self.params.get("threshold", THRESHOLD)
         if not np.isfinite(mean):
-            return "no ranking"
-        if np.isfinite(high) and high < THRESHOLD:
+            return "no_ranking"
+        if np.isfinite(high) and high < threshold:
             return "passes"
-        if np.isfinite(low) and low > THRESHOLD:
+        if np.isfinite(low) and low > threshold:
             return "fails"
         return "inconclusive"
 
-    def table(self) -> tuple[list[str], list[list]]:
+    def summary(self) -> dict:
+        """{method: {head: {input: verdict}}}, the methods that fail somewhere, and the mean
+        rho and |rho| after each step (None where nothing could be compared)."""
+        steps = range(1, len(self.layers) + 1)
+
+        def means(absolute):
+            return {m: {h: {i: [_finite(self.interval(m, s, h, i, absolute).mean)
+                                for s in steps] for i in self.inputs} for h in self.heads}
+                    for m in self.methods}
+
+        verdict = {m: {h: {i: self.verdict(m, h, i) for i in self.inputs} for h in self.heads}
+                   for m in self.methods}
+        return {"verdict": verdict,
+                "failing": sorted(m for m in self.methods
+                                  if any("fails" in row.values() for row in verdict[m].values())),
+                "correlation": means(False), "absolute_correlation": means(True)}
+
+    def table_rows(self) -> tuple[list[str], list[list]]:
         """(header, rows): per method, head and input, the mean rho after each step and the
         verdict."""
         header = ["method", "head", "input"] + [f"+{name}" for name in self.layers] + [
@@ -96,12 +115,39 @@ class Sanity:
         for method in self.methods:
             for head in self.heads:
                 for name in self.inputs:
-                    cells = [self.interval(method, s, head, name)[0]
+                    cells = [self.interval(method, s, head, name).mean
                              for s in range(1, len(self.layers) + 1)]
                     rows.append([method, head, name]
                                 + [f"{c:+.2f}" if np.isfinite(c) else "-" for c in cells]
                                 + [self.verdict(method, head, name)])
         return header, rows
+
+    def table(self) -> str:
+        """The correlations and verdicts as `probe sanity` prints them."""
+        header, rows = self.table_rows()
+        lines = [f"Spearman's rho with the trained model's maps after re-initialising each "
+                 f"layer in turn (+layer: that layer and every one above it), mean over "
+                 f"{len(self.sample_ids)} samples; passes: the 95% interval of the mean |rho| "
+                 f"after the last step is below {self.params.get('threshold', THRESHOLD)}",
+                 table(header, rows, align="lll" + "r" * len(self.layers) + "l")]
+        failing = self.summary()["failing"]
+        if failing:
+            lines.append(f"FAILS: {', '.join(failing)}: the maps do not depend on the weights "
+                         "they should explain")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        """`probe sanity --json`: names, and the summary's verdicts and mean correlations."""
+        s = self.summary()
+        return {"probe": "sanity", "heads": list(self.heads), "inputs": list(self.inputs),
+                "methods": list(self.methods), "layers": list(self.layers),
+                "samples": len(self.sample_ids), "verdict": s["verdict"],
+                "correlation": s["correlation"],
+                "absolute_correlation": s["absolute_correlation"]}
+
+
+def _finite(v) -> float | None:
+    return float(v) if v == v else None
 
 
 def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_size: int = 256,

@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 
 from probes.cli.options import model_options
-
 from probes.cli.output import progress
 from probes.results.text import table
 

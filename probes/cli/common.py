@@ -33,7 +33,7 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
                  f"{stats.MIN_SAMPLES}, so tested cells are too_few_samples")
     progress(f"{name} of {src.name} on {samples} samples ...")
     res = saved_results(src, [(name, params)], samples, seed, out_dir, fanout=fanout)[name]
-    summary = res.summary
+    summary = res.summary()
     for note in res.params.get("notes", ()):
         progress(note)
     extra = {}

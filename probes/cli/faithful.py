@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import click
 
-from probes.cli.options import comma_list, model_options, probe_options
-
-from probes.cli.output import progress
-
-from probes.cli.saved import saved_results
-
-from probes.cli.select import prepared
-from probes.cli.fanout import ray_options
-from probes.cli.merge import shard_command, shard_option
-from probes.cli.output import print_faithfulness, print_sanity
 from probes.checks.faithfulness import METHODS
 from probes.checks.sanity import METHODS as SANITY_METHODS
+from probes.cli.fanout import ray_options
+from probes.cli.merge import shard_command, shard_option
+from probes.cli.options import comma_list, model_options, probe_options
+from probes.cli.output import print_result
+from probes.cli.output import progress
+from probes.cli.saved import saved_results
+from probes.cli.select import prepared
 
 
 @click.command()
@@ -33,7 +30,7 @@ def faithfulness(methods, samples, seed, batch_size, out_dir, as_json, shard, **
     head's logit; the areas under the normalised curves (1 at the sample, 0 with the input
     removed) compare the methods on the same samples: deletion lower is better, insertion
     higher."""
-    _check("faithfulness", print_faithfulness, methods, samples, seed, batch_size, out_dir,
+    _check("faithfulness", methods, samples, seed, batch_size, out_dir,
            as_json, shard, kw)
 
 
@@ -51,19 +48,18 @@ def sanity(methods, samples, seed, batch_size, out_dir, as_json, shard, **kw):
     maps and give Spearman's rank correlation with the trained model's maps (mean over
     samples, per step); a method whose maps survive the randomisation fails. The control
     `input` ignores the model and must fail."""
-    _check("sanity", print_sanity, methods, samples, seed, batch_size, out_dir, as_json, shard,
+    _check("sanity", methods, samples, seed, batch_size, out_dir, as_json, shard,
            kw)
 
 
-def _check(name, printer, methods, samples, seed, batch_size, out_dir, as_json, shard, kw):
+def _check(name, methods, samples, seed, batch_size, out_dir, as_json, shard, kw):
     """Runs check `name` on `methods` as the probe commands do (its shards on Ray with --ray)
-    and prints it with `printer`; with `shard`, only saves that shard's partial result
-    (probes.cli.merge)."""
+    and prints it; with `shard`, only saves that shard's partial result (probes.cli.merge)."""
     got = run_saved(kw, name, samples, seed, out_dir,
                     {"methods": list(methods), "batch_size": batch_size}, ", ".join(methods),
                     as_json, shard)
     if got:
-        printer(*got, as_json)
+        print_result(got[0], as_json)
 
 
 def run_saved(kw, name, samples, seed, out_dir, params, what, as_json=False, shard=None):

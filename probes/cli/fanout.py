@@ -54,8 +54,7 @@ def fanout_of(kw, shard=None) -> dict | None:
 def run_on_ray(src, name: str, params: dict, fanout: dict):
     """(result, fingerprint) of probe `name` on a source, fanned out on Ray: those of the plain
     run. One Ray serves the whole command (the --compare run too) and stops with it."""
-    from probes.run import fanout as engine
-    from probes.run import suite
+    from probes.run import fanout as engine, suite
 
     click.get_current_context().with_resource(engine.connect(fanout["address"]))
     return suite.run_on_ray(src, name, params, report=progress, **fanout)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from probes.cli.output import fail, print_completeness, print_matrix, progress
 from probes.cli.guard import deferred_interrupt, writable_dir
+from probes.cli.output import fail, print_completeness, print_matrix, progress
 
 
 def shard_option(f):
@@ -69,30 +69,19 @@ def merge(parts, out_dir, as_json):
     PART a shard's --out folder or its .json file) into the full result, and print what the
     unsharded command prints. Refused unless the shards come from the same model, data, probe and
     parameters and cover every sample once."""
-    from probes.results import filenames
-    from probes.results import resultio
-    from probes.run import shards
     from probes.results import stats
-    from probes.run import suite
     from probes.results.result import ProbeResult
+    from probes.run import shards, suite
 
     if out_dir:
         writable_dir(out_dir, "--out")
-    groups: dict[str, list[Path]] = {}
-    for part in map(Path, parts):
-        found = sorted(part.glob("*-shard*of*.json")) if part.is_dir() else [part]
-        found = [f for f in found if filenames.unsharded(f.stem)]
-        if not found:
-            fail(ValueError(f"Expected shard results (<stem>-shard<K>of<N>.json) in {part}; "
-                            "received none"))
-        for f in found:
-            groups.setdefault(filenames.unsharded(f.stem), []).append(f)
+    try:
+        groups = shards.shard_files(map(Path, parts))
+    except ValueError as err:
+        fail(err)
     for stem, files in groups.items():
         try:
-            results = [resultio.load(f) for f in files]
-            prints = [resultio.read_meta(f).get("fingerprint") for f in files]
-            merged = shards.merge(results)
-            fp = None if None in prints else shards.merged_fingerprint(prints)
+            merged, fp = shards.merge_files(files)
         except ValueError as err:
             fail(ValueError(f"{stem}: {err}"))
         samples = len(merged.sample_ids)
@@ -103,11 +92,9 @@ def merge(parts, out_dir, as_json):
         if not isinstance(merged, ProbeResult):  # faithfulness or sanity
             from probes.cli import output
 
-            printer = {"Faithfulness": output.print_faithfulness,
-                       "Sanity": output.print_sanity}[type(merged).__name__]
-            printer(merged, samples, as_json)
+            output.print_result(merged, as_json)
             continue
-        summary = merged.summary
+        summary = merged.summary()
         extra = ({"completeness": stats.completeness(merged)}
                  if merged.completeness_gap is not None else {})
         if as_json:

@@ -3,18 +3,14 @@ interaction contrast of each pair of inputs."""
 
 from __future__ import annotations
 
-import click
-
 import json
 
+import click
+
 from probes.cli.options import model_options, probe_options
-
 from probes.cli.output import progress
-
 from probes.cli.saved import saved_results
-
 from probes.cli.select import source
-from probes.results.text import table
 
 
 @click.command()
@@ -54,50 +50,7 @@ def paths(pairs, tolerance, samples, seed, batch_size, out_dir, as_json, **kw):
                                "decomposition": dec.to_json(),
                                "interaction": inter.to_json(summary) if inter else None}))
         return
-    _print_decomposition(dec, n)
+    click.echo(dec.table())
     if inter is not None:
         click.echo("")
-        _print_interaction(inter, summary)
-
-
-def _print_decomposition(dec, n):
-    click.echo(f"decomposition of {dec.model} on {n} samples: pre-activation = sum of parts + "
-               "bias")
-    rows, notes = [], []
-    for split in dec.splits:
-        s = split.summary()
-        for k, part in enumerate(s["parts"]):
-            rows.append([s["target"], part, ", ".join(s["part_inputs"][k]), f"{s['mean'][k]:.4g}",
-                         f"{s['std'][k]:.4g}", f"{s['share_raw'][k]:.3f}",
-                         f"{s['share_centred'][k]:.3f}"])
-        if s["kind"] == "not_decomposable":
-            rows.append([s["target"], "(not decomposable)", "-", "-", "-", "-", "-"])
-            notes.append(s["reason"])
-            continue
-        rows.append([s["target"], "bias", "", f"{s['bias']:.4g}", "0",
-                     f"{s['share_raw_bias']:.3f}", "0"])
-        notes.append(f"{s['reason']}; max |parts + bias - logit| = {s['max_abs_residual']:.2e} "
-                     f"(logit std {s['logit_std']:.4g})")
-    click.echo(table(["head", "part", "inputs", "mean", "std", "share raw", "share centred"],
-                     rows, align="lllrrrr"))
-    for note in notes:
-        click.echo(note)
-    click.echo("share raw: mean |term| / sum of mean |term| (bias included); share centred: the "
-               "same after subtracting each term's mean over samples")
-
-
-def _print_interaction(inter, s):
-    ci = round(100 * s.settings["confidence"])
-    click.echo(f"interaction of {inter.model} over {inter.rows.shape[0]} sample pairs "
-               "(logit space)")
-    rows = []
-    for t, target in enumerate(inter.targets):
-        for q, (i, j) in enumerate(inter.input_pairs):
-            rows.append([target, f"{i} x {j}", f"{s.mean_abs[t, q]:.3g}",
-                         f"[{s.ci_low[t, q]:.3g}, {s.ci_high[t, q]:.3g}]",
-                         f"{s.logit_std[t]:.4g}", f"{s.relative[t, q]:.3g}", s.verdict[t, q]])
-    click.echo(table(["head", "inputs", "mean |contrast|", f"{ci}% CI", "logit std", "relative",
-                      "verdict"], rows, align="llrrrrl"))
-    click.echo("contrast f(a,b) - f(a',b) - f(a,b') + f(a',b'); relative = mean |contrast| / "
-               f"logit std; additive: the {ci}% CI of the relative contrast is below "
-               f"{s.settings['tolerance']:g} (float noise), interacts: above it")
+        click.echo(inter.table(summary))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
+from probes.cli.common import probe_command
+from probes.cli.fanout import ray_options
+from probes.cli.merge import shard_option
+from probes.cli.options import model_options, probe_options
+from probes.engine.gradients import QUADRATURES
 from probes.methods.ablation import MODES
 from probes.methods.attribution import METHODS, SPACES
 from probes.methods.baselines import BASELINES
-from probes.cli.common import probe_command
-from probes.cli.options import model_options, probe_options
-from probes.cli.fanout import ray_options
-from probes.cli.merge import shard_option
-from probes.engine.gradients import QUADRATURES
 
 
 def _target(ctx, param, value):

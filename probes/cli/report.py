@@ -8,11 +8,10 @@ from pathlib import Path
 
 import click
 
-from mtl_models import runs
 from mtl_models.variants import VARIANTS
+from probes.cli import subjects as chosen
 from probes.cli.options import comma_list, corpus_option
 from probes.cli.output import fail, progress
-from probes.cli.select import ensure_run, variant_config
 from probes.model.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
 
 
@@ -71,14 +70,14 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
         fail(ValueError(f"Expected an existing directory for --out; received {out.parent}"))
     if with_sharing and sharing_result:
         raise click.UsageError("Expected --sharing or --sharing-result; received both")
-    shared_worth = _sharing(with_sharing, sharing_result, cache_dir)
+    shared_worth = chosen.sharing_worth(with_sharing, sharing_result, cache_dir)
     if corpus and (run_dirs or model_path):
         raise click.UsageError("Expected --corpus with built-in variants; received it with "
                                f"--{'run' if run_dirs else 'model'}")
     stages = {}
     at = time.perf_counter()
-    subjects = _subjects(variants, run_dirs, model_path, data_path, unsafe, custom_modules, out,
-                         cache_dir, samples, corpus)
+    subjects = chosen.subjects(variants, run_dirs, model_path, data_path, unsafe,
+                               custom_modules, out, cache_dir, samples, corpus)
     stages["models (training or loading)"] = time.perf_counter() - at
     n = None
     for name, directory, make_source, available in subjects:
@@ -89,7 +88,7 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
         n = n_here if n is None else min(n, n_here)
     at = time.perf_counter()
     for name, directory, make_source, _ in subjects:
-        _complete(name, Path(directory), make_source, n, seed, batch_size)
+        chosen.complete(name, Path(directory), make_source, n, seed, batch_size)
     stages["probes"] = time.perf_counter() - at
     from probes.run.suite import REPORT_PROBES, stage_times
     from reports.build import build
@@ -106,82 +105,3 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
     stages["writing"] = time.perf_counter() - at
     progress(f"stages: {stage_times(stages)}")
     click.echo(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
-
-
-def _sharing(with_sharing: bool, sharing_result, cache_dir):
-    """The SharingResult to show, or None: a saved one, or the default sweep (run now, from
-    cached runs where they exist, and saved beside them)."""
-    from probes.results import transfer
-
-    if sharing_result:
-        try:
-            return transfer.load(sharing_result)
-        except ValueError as err:
-            fail(err)
-    if not with_sharing:
-        return None
-    from probes.cli.sharing import run_sweep, sharing
-
-    kw = sharing.make_context("sharing", []).params  # the command's defaults
-    result, folder = run_sweep(dict(kw, cache_dir=cache_dir))
-    result.save(folder)
-    return result
-
-
-def _subjects(variants, run_dirs, model_path, data_path, unsafe, custom_modules, out, cache_dir,
-              samples, corpus=None):
-    """(name, directory, source factory(samples), samples available) per model."""
-    from probes.model import sources
-    from probes.cli.runsource import from_run
-
-    chosen = []
-    if model_path:
-        from probes.engine.quiet import import_tensorflow
-        from probes.results import atomic
-
-        import_tensorflow()
-        try:
-            src = sources.resolve(model_path, data_path, samples=samples,
-                                  default_samples=sources.DEFAULT_SAMPLES, what="--samples",
-                                  unsafe=unsafe, custom_modules=custom_modules)
-        except ValueError as err:
-            fail(err)
-        for note in src.notes:
-            progress(note)
-        directory = out.with_name(out.stem + "-results")
-        directory.mkdir(exist_ok=True)
-        atomic.write_json(directory / "subject.json", {"name": str(model_path)})
-        n = len(next(iter(src.inputs.values())))
-        chosen.append((str(model_path), directory, lambda k: src, n))
-        return chosen
-    if run_dirs:
-        loaded = []
-        for d in run_dirs:
-            try:
-                loaded.append(runs.load_run(d))
-            except ValueError as err:
-                fail(err)
-    else:
-        loaded = [ensure_run(variant_config(v, corpus), cache_dir)[0] for v in variants]
-    for run in loaded:
-        chosen.append((run.config.variant, run.path,
-                       lambda k, run=run: from_run(run, k), run.config.n_heldout))
-    return chosen
-
-
-def _complete(name, directory: Path, make_source, n: int, seed: int, batch_size: int):
-    """Brings `directory`/probes up to date for this model, data, sample count and seed."""
-    from probes.engine.quiet import import_tensorflow
-
-    tf = import_tensorflow()
-    from probes.engine.forward import op_message
-    from probes.run.suite import complete
-
-    try:
-        complete(make_source(n), directory / "probes", samples=n, seed=seed,
-                 batch_size=batch_size, report=progress)
-    except ValueError as err:
-        fail(err)
-    except tf.errors.OpError as err:  # a model that fails on the user's data
-        fail(ValueError(f"{name}: Expected inputs the model can run on; received an error "
-                        f"from the model: {op_message(err)}"))

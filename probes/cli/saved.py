@@ -25,7 +25,7 @@ def run_probe(src, name, seed, params, shard=None, fanout=None):
         else:
             res, fp = suite.run(src, name, dict(params, seed=seed))
         if name.startswith(("ablation/", "attribution/")):
-            res.summary  # noqa: B018 (a result the statistics refuse fails here, not later)
+            res.summary()  # a result the statistics refuse fails here, not later
         return res, fp
     except ValueError as err:
         fail(err)

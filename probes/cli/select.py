@@ -34,21 +34,20 @@ def train_config(kw) -> runs.TrainConfig:
 
 
 def ensure_run(config: runs.TrainConfig, cache_dir, force: bool = False):
-    """The cached run of `config`, trained first if needed; errors end the command."""
+    """The cached run of `config`, trained first if needed (mtl_models.runs.ensure_run, with
+    the gradient record); errors end the command."""
     from probes.engine.quiet import import_tensorflow
+    from probes.methods.coupling import training_monitor
 
     final = runs.run_dir_for(config, cache_dir)
-    try:
-        if not force and runs.is_complete(final):
-            return runs.load_run(final), False
+
+    def before_training():
         writable_dir(final.parent, "cache")  # before a minute of training, not after
         import_tensorflow()
-        progress(f"training {config.variant} (tasks {', '.join(config.tasks)}) ...")
-        from probes.methods.coupling import training_monitor
 
-        path, trained = runs.train_run(config, cache=cache_dir, force=force, report=progress,
-                                       monitor=training_monitor)
-        return runs.load_run(path), trained
+    try:
+        return runs.ensure_run(config, cache_dir, force=force, report=progress,
+                               monitor=training_monitor, before_training=before_training)
     except ValueError as err:
         fail(err)
     except OSError as err:

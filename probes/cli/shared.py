@@ -7,14 +7,10 @@ import json
 import click
 
 from probes.cli.options import model_options
-
 from probes.cli.output import progress
-
 from probes.cli.saved import saved_results
-
 from probes.cli.select import source
 from probes.model.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
-from probes.results.text import table
 
 
 @click.command()
@@ -75,56 +71,14 @@ NOTHING_SHARED = ("nothing is shared: no layer has weights used by two heads, so
 
 
 def _print(agree, couple, training):
-    import numpy as np
+    from probes.methods.coupling import record_table
 
-    heads = couple.heads
     if agree is None:
         click.echo(NOTHING_SHARED)
-        _print_coupling(couple, heads)
-        return
-    pairs = [(a, b) for a in range(len(heads)) for b in range(a + 1, len(heads))]
-    click.echo(f"task gradients on the shared weights, {agree.params['batches']} mini-batches "
-               f"of {agree.params['batch_size']}:")
-    rows = []
-    for g, group in enumerate(agree.groups):
-        for a, b in pairs:
-            rows.append([group, f"{heads[a]} . {heads[b]}",
-                         f"{agree.cosine[:, g, a, b].mean():.3f}",
-                         f"{agree.full_cosine[g, a, b]:.3f}",
-                         f"{agree.conflict_rate()[g, a, b]:.2f}",
-                         f"{agree.norms[:, g, a].mean():.3g} / {agree.norms[:, g, b].mean():.3g}"])
-    click.echo(table(["layer", "heads", "cosine (mean)", "cosine (all)", "conflict rate",
-                      "norms"], rows, align="llrrrr"))
+    else:
+        click.echo(agree.table())
     click.echo("")
-    _print_coupling(couple, heads)
-    if training and training["records"]:
+    click.echo(couple.table())
+    if agree is not None and training and training["records"]:
         click.echo("")
-        click.echo(f"over training (every {training['every']} steps, "
-                   f"{training['probe_samples']} validation pairs):")
-        group = len(training["groups"]) - 1  # "(all shared)" when there are several
-        rows = []
-        for r in training["records"]:
-            row = [r["step"]] + [f"{x:.3f}" for x in r["losses"]]
-            row += [f"{r['cosine'][group][a][b]:+.3f}" for a, b in pairs]
-            row += [f"{r['affinity'][a][b]:+.2e}" for a in range(len(heads))
-                    for b in range(len(heads)) if a != b]
-            rows.append(row)
-        click.echo(table(["step"] + [f"loss {h}" for h in heads]
-                         + [f"cos {heads[a]}.{heads[b]}" for a, b in pairs]
-                         + [f"affinity {heads[a]}->{heads[b]}" for a in range(len(heads))
-                            for b in range(len(heads)) if a != b], rows))
-        cos = np.array([[r["cosine"][group][a][b] for a, b in pairs]
-                        for r in training["records"]])
-        click.echo(f"conflict rate over training ({training['groups'][group]}): "
-                   + ", ".join(f"{heads[a]}.{heads[b]} {np.mean(cos[:, k] < 0):.2f}"
-                               for k, (a, b) in enumerate(pairs)))
-
-
-def _print_coupling(couple, heads):
-    click.echo(f"coupling: one gradient step (lr {couple.params['learning_rate']}) on one task's "
-               "loss; mean |change| of each head's output")
-    rows = [[head, other, f"{couple.moved[j, i]:.3g}", f"{couple.moved_control[j, i]:.3g}",
-             f"{couple.loss_change[j, i]:.3g}", f"{couple.predicted[j, i]:.3g}"]
-            for j, head in enumerate(heads) for i, other in enumerate(heads)]
-    click.echo(table(["step on", "head", "moved (all weights)", "moved (own weights only)",
-                      "loss change", "predicted -lr<g_i,g_j>"], rows, align="llrrrr"))
+        click.echo(record_table(training))

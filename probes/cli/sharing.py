@@ -12,10 +12,9 @@ import click
 
 from mtl_models import runs
 from mtl_models.tweets import TASK_NAMES
+from probes.cli.guard import writable_dir
 from probes.cli.options import DEFAULTS
 from probes.cli.output import fail, progress
-from probes.cli.guard import writable_dir
-from probes.results.text import table
 
 
 def _sizes(ctx, param, value):
@@ -129,12 +128,5 @@ def sharing(out_dir, as_json, **kw):
     if as_json:
         click.echo(json.dumps({"path": str(path), **result.to_json()}))
         return
-    header, rows = result.table()
-    click.echo(f"{result.variant} vs {result.variant}_untied vs single task; held-out accuracy "
-               f"(mean of {len(result.seeds)} seeds), transfers in accuracy points [95% t "
-               f"interval]; reference = Bayes-optimal from the head's own input(s)")
-    click.echo(table(header, rows, align="llrrrrrrr"))
-    click.echo("")
-    for line in result.sentences():
-        click.echo(line)
+    click.echo(result.table())
     click.echo(f"saved {path}")

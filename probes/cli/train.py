@@ -48,8 +48,8 @@ def train(force, as_json, **kw):
 def structure(as_json, **kw):
     """Which inputs can reach which heads (per call site), and which layers are shared."""
     from probes.engine.quiet import import_tensorflow
-    from probes.model import data as pdata
     from probes.model.graph import structure as graph_structure
+    from probes.model.sources import resolve
 
     which = selection(kw, need_data=False)
     import_tensorflow()
@@ -61,8 +61,8 @@ def structure(as_json, **kw):
         elif which == "run_dir":
             model = runs.load_run(kw["run_dir"]).model()
         else:
-            model = pdata.loaded_model(kw["model_path"], unsafe=kw["unsafe"],
-                                     custom_modules=kw["custom_modules"])
+            model = resolve(kw["model_path"], unsafe=kw["unsafe"],
+                            custom_modules=kw["custom_modules"]).model
     except ValueError as err:
         fail(err)
     s = graph_structure(model)
@@ -70,17 +70,4 @@ def structure(as_json, **kw):
         click.echo(json.dumps({"model": kw["variant"] or kw["run_dir"] or kw["model_path"],
                                **s.to_json()}))
         return
-    click.echo("paths from input to head (per call site):")
-    click.echo(table(["head"] + list(s.inputs),
-                     [[h] + ["path" if r else "-" for r in row] for h, row in
-                      zip(s.heads, s.reach)]))
-    click.echo("")
-    if s.shared:
-        click.echo("shared layers (one set of weights, several call sites):")
-        click.echo(table(["layer", "call sites", "heads using it"],
-                         [[name, n, ", ".join(s.heads_using(name))]
-                          for name, n in s.shared.items()], align="lrl"))
-    else:
-        click.echo("no shared layers")
-
-
+    click.echo(s.table())

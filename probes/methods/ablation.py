@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from probes.model import data as pdata
 from probes.engine.forward import chunk_width, compiled_forward, layout, place, run_chunk
+from probes.engine.onehot_path import coded_inputs, gathered_layers
+from probes.model import data as pdata
 from probes.model.graph import structure
 from probes.model.lazy import coded_width
 from probes.model.losses import head_losses, sample_losses
-from probes.engine.onehot_path import coded_inputs, gathered_layers
 from probes.results.result import ProbeResult
 
 MODES = ("shuffle", "zero", "mean", "noise", "occlusion")

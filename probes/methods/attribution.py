@@ -28,18 +28,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from probes.model import data as pdata
-from probes.methods.attribution_checks import check_connected, unreliable_cells
-from probes.methods.baselines import Constant, Difference, Rows, baseline_arrays
 from probes.engine.forward import compiled_forward, layout, place, run_all
 from probes.engine.gradients import QUADRATURES, Plan, evaluate_paths, points_forward
 from probes.engine.gradients import quadrature as quadrature_nodes
-from probes.model.graph import heads as model_heads
-from probes.model.graph import structure
-from probes.model.graphrun import has_masks, logit_heads
 from probes.engine.onehot_grads import path_or_onehot
-from probes.results.result import ProbeResult
+from probes.methods.attribution_checks import check_connected, unreliable_cells
+from probes.methods.baselines import Constant, Difference, Rows, baseline_arrays
+from probes.model import data as pdata
+from probes.model.graph import heads as model_heads, structure
+from probes.model.graphrun import has_masks, logit_heads
 from probes.model.tokens import embed, token_plan
+from probes.results.result import ProbeResult
 
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "smoothgrad")
 SPACES = ("logit", "probability")

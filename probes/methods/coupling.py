@@ -23,10 +23,11 @@ import time
 
 import numpy as np
 
-from probes.model import data as pdata
-from probes.results import resultio
 from probes.engine.forward import cached, chunks, run_all
+from probes.model import data as pdata
 from probes.model.losses import head_losses, mean_losses, tf_mean_losses
+from probes.results import resultio
+from probes.results.protocol import Result
 from probes.methods.taskgrads import (
     add_weighted,
     gradient_function,
@@ -99,7 +100,7 @@ def stepped(model, values, variables, grads, learning_rate: float,
 
 @resultio.register("coupling")
 @dataclasses.dataclass(frozen=True)
-class Coupling:
+class Coupling(Result):
     """Effects of one step on task j (rows) on every head i (columns).
 
     Attributes:
@@ -119,6 +120,31 @@ class Coupling:
     loss: np.ndarray
     own: tuple[int, ...]
     params: dict
+
+    def summary(self) -> dict:
+        """Whether a step on one task moves another head at all (`linked`), the largest such
+        move, and whether every own-weights control left the other heads exactly as they
+        were (`control_exact`: it must)."""
+        off = ~np.eye(len(self.heads), dtype=bool)
+        return {"linked": bool(np.any(self.moved[off] > 0)),
+                "largest_cross_move": float(self.moved[off].max()) if off.any() else 0.0,
+                "control_exact": bool(np.all(self.moved_control[off] == 0.0))}
+
+    def table_rows(self) -> tuple[list[str], list[list]]:
+        """(header, rows): a row per task stepped and head moved."""
+        rows = [[head, other, f"{self.moved[j, i]:.3g}", f"{self.moved_control[j, i]:.3g}",
+                 f"{self.loss_change[j, i]:.3g}", f"{self.predicted[j, i]:.3g}"]
+                for j, head in enumerate(self.heads) for i, other in enumerate(self.heads)]
+        return (["step on", "head", "moved (all weights)", "moved (own weights only)",
+                 "loss change", "predicted -lr<g_i,g_j>"], rows)
+
+    def table(self) -> str:
+        """The coupling as `probe shared` prints it."""
+        from probes.results.text import table
+
+        return (f"coupling: one gradient step (lr {self.params['learning_rate']}) on one task's "
+                "loss; mean |change| of each head's output\n"
+                + table(*self.table_rows(), align="llrrrr"))
 
     def to_json(self) -> dict:
         return {"heads": list(self.heads), "moved": self.moved.tolist(),
@@ -258,3 +284,31 @@ def training_monitor(model, probe_inputs, probe_labels, *, every: int = 8,
                     "records": self.records}
 
     return Monitor()
+
+
+def record_table(record: dict) -> str:
+    """The training monitor's record (`callback.record()`, a run's taskgrads.json) as text: per
+    record the losses, the cosines of every pair of heads and the lookahead affinities, then
+    the conflict rate over training."""
+    from probes.results.text import table
+
+    heads = record["heads"]
+    h = len(heads)
+    pairs = [(a, b) for a in range(h) for b in range(a + 1, h)]
+    others = [(a, b) for a in range(h) for b in range(h) if a != b]
+    group = len(record["groups"]) - 1  # "(all shared)" when there are several
+    rows = []
+    for r in record["records"]:
+        rows.append([r["step"]] + [f"{x:.3f}" for x in r["losses"]]
+                    + [f"{r['cosine'][group][a][b]:+.3f}" for a, b in pairs]
+                    + [f"{r['affinity'][a][b]:+.2e}" for a, b in others])
+    cos = np.array([[r["cosine"][group][a][b] for a, b in pairs] for r in record["records"]])
+    return "\n".join([
+        f"over training (every {record['every']} steps, {record['probe_samples']} validation "
+        "pairs):",
+        table(["step"] + [f"loss {x}" for x in heads]
+              + [f"cos {heads[a]}.{heads[b]}" for a, b in pairs]
+              + [f"affinity {heads[a]}->{heads[b]}" for a, b in others], rows),
+        f"conflict rate over training ({record['groups'][group]}): "
+        + ", ".join(f"{heads[a]}.{heads[b]} {np.mean(cos[:, k] < 0):.2f}"
+                    for k, (a, b) in enumerate(pairs))])

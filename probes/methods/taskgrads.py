@@ -15,8 +15,10 @@ import dataclasses
 import numpy as np
 
 from probes.model import data as pdata
-from probes.results import resultio
 from probes.model.graph import structure
+from probes.results import resultio
+from probes.results.protocol import Result
+from probes.results.text import table
 
 ALL_SHARED = "(all shared)"
 
@@ -127,7 +129,7 @@ def variable_groups(model) -> tuple[list, dict[str, list[int]]]:
 
 @resultio.register("agreement")
 @dataclasses.dataclass(frozen=True)
-class Agreement:
+class Agreement(Result):
     """Task gradients on the shared weights over mini-batches.
 
     Attributes:
@@ -147,6 +149,34 @@ class Agreement:
     def conflict_rate(self) -> np.ndarray:
         """(G, H, H) share of mini-batches with negative cosine."""
         return (self.cosine < 0).mean(axis=0)
+
+    def summary(self) -> dict:
+        """Per shared group and pair of heads: the mean cosine over mini-batches, the cosine
+        over all samples, the conflict rate and the mean norms ((G, H, H) and (G, H))."""
+        return {"cosine_mean": self.cosine.mean(axis=0), "cosine_full": self.full_cosine,
+                "conflict_rate": self.conflict_rate(), "norm_mean": self.norms.mean(axis=0)}
+
+    def table_rows(self) -> tuple[list[str], list[list]]:
+        """(header, rows): a row per shared group and pair of heads."""
+        h = len(self.heads)
+        rows = []
+        for g, group in enumerate(self.groups):
+            for a in range(h):
+                for b in range(a + 1, h):
+                    rows.append([group, f"{self.heads[a]} . {self.heads[b]}",
+                                 f"{self.cosine[:, g, a, b].mean():.3f}",
+                                 f"{self.full_cosine[g, a, b]:.3f}",
+                                 f"{self.conflict_rate()[g, a, b]:.2f}",
+                                 f"{self.norms[:, g, a].mean():.3g} / "
+                                 f"{self.norms[:, g, b].mean():.3g}"])
+        return (["layer", "heads", "cosine (mean)", "cosine (all)", "conflict rate", "norms"],
+                rows)
+
+    def table(self) -> str:
+        """The task gradients' agreement as `probe shared` prints it."""
+        return (f"task gradients on the shared weights, {self.params['batches']} mini-batches "
+                f"of {self.params['batch_size']}:\n"
+                + table(*self.table_rows(), align="llrrrr"))
 
     def to_json(self) -> dict:
         return {"heads": list(self.heads), "groups": list(self.groups),

@@ -19,6 +19,7 @@ import dataclasses
 import numpy as np
 
 from probes.results import resultio
+from probes.results.protocol import Result
 
 
 @resultio.register("callsite")
@@ -32,7 +33,7 @@ class CallSite:
 
 @resultio.register("structure")
 @dataclasses.dataclass(frozen=True)
-class Structure:
+class Structure(Result):
     """What the graph allows.
 
     Attributes:
@@ -63,6 +64,37 @@ class Structure:
     def heads_using(self, layer: str) -> tuple[str, ...]:
         """Heads with one of `layer`'s call sites upstream, model order."""
         return tuple(h for h in self.heads if any(s.layer == layer for s in self.upstream[h]))
+
+    def verdict(self, head: str, input: str) -> str:  # noqa: A002
+        """"path" where the graph links the input to the head, else "structural_zero"."""
+        reached = self.reach[self.heads.index(head), self.inputs.index(input)]
+        return "path" if reached else "structural_zero"
+
+    def summary(self) -> dict:
+        """{head: {input: verdict}} and the shared layers with their call sites."""
+        return {"verdict": {h: {i: self.verdict(h, i) for i in self.inputs}
+                            for h in self.heads},
+                "shared_layers": self.shared}
+
+    def table_rows(self) -> tuple[list[str], list[list]]:
+        """(header, rows): a row per head, "path" or "-" per input."""
+        return (["head"] + list(self.inputs),
+                [[h] + ["path" if r else "-" for r in row] for h, row in
+                 zip(self.heads, self.reach)])
+
+    def table(self) -> str:
+        """The paths per head and input, then the shared layers (`probe structure`)."""
+        from probes.results.text import table
+
+        lines = ["paths from input to head (per call site):", table(*self.table_rows()), ""]
+        if self.shared:
+            lines += ["shared layers (one set of weights, several call sites):",
+                      table(["layer", "call sites", "heads using it"],
+                            [[name, n, ", ".join(self.heads_using(name))]
+                             for name, n in self.shared.items()], align="lrl")]
+        else:
+            lines.append("no shared layers")
+        return "\n".join(lines)
 
     def to_json(self) -> dict:
         return {"heads": list(self.heads), "inputs": list(self.inputs),

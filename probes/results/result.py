@@ -13,11 +13,12 @@ import functools
 import numpy as np
 
 from probes.results import resultio
+from probes.results.protocol import Interval, Result
 
 
 @resultio.register("probe")
 @dataclasses.dataclass(frozen=True)
-class ProbeResult:
+class ProbeResult(Result):
     """Per-sample evidence of how much each head depends on each input.
 
     Attributes:
@@ -94,12 +95,19 @@ class ProbeResult:
         """File stem: probe and method, e.g. "ablation-shuffle"."""
         return f"{self.probe}-{self.method}"
 
-    # Answers by name. The summary is derived (deterministic under the result's seed) and
-    # computed once per result object.
+    # Answers by name. The summary is derived (deterministic under the result's seed); the
+    # default one is computed once per result object.
+    def summary(self, **settings):
+        """`probes.results.stats.summarize(self, **settings)` (n_boot, alpha, delta,
+        confidence, seed); with the defaults, computed once."""
+        if settings:
+            from probes.results.stats import summarize
+
+            return summarize(self, **settings)
+        return self._default_summary
+
     @functools.cached_property
-    def summary(self):
-        """The default `probes.results.stats.summarize(self)` (call summarize for other
-        settings)."""
+    def _default_summary(self):
         from probes.results.stats import summarize
 
         return summarize(self)
@@ -116,45 +124,52 @@ class ProbeResult:
 
     def verdict(self, head: str, input: str) -> str:  # noqa: A002
         """The cell's verdict ("depends", "negligible", "zero", "structural_zero", ...)."""
-        return str(self.summary.verdict[self.cell(head, input)])
+        return str(self.summary().verdict[self.cell(head, input)])
 
     def share(self, head: str, input: str) -> float:  # noqa: A002
         """The input's share of the head's total effect (mean e / mean total)."""
-        return float(self.summary.share[self.cell(head, input)])
+        return float(self.summary().share[self.cell(head, input)])
 
-    def share_interval(self, head: str, input: str) -> tuple[float, float]:  # noqa: A002
-        """The share's bootstrap interval."""
+    def share_interval(self, head: str, input: str) -> Interval:  # noqa: A002
+        """The share with its bootstrap interval."""
         h, i = self.cell(head, input)
-        return float(self.summary.share_ci_low[h, i]), float(self.summary.share_ci_high[h, i])
+        s = self.summary()
+        return Interval(float(s.share[h, i]), float(s.share_ci_low[h, i]),
+                        float(s.share_ci_high[h, i]))
+
+    def interval(self, head: str, input: str) -> Interval:  # noqa: A002
+        """The mean effect with its bootstrap interval."""
+        h, i = self.cell(head, input)
+        s = self.summary()
+        return Interval(float(s.effect[h, i]), float(s.ci_low[h, i]), float(s.ci_high[h, i]))
 
     def effect(self, head: str, input: str) -> float:  # noqa: A002
         """The mean effect over samples."""
-        return float(self.summary.effect[self.cell(head, input)])
+        return float(self.summary().effect[self.cell(head, input)])
 
     def matrix(self) -> dict[str, dict[str, str]]:
         """{head: {input: verdict}}."""
-        v = self.summary.verdict
+        v = self.summary().verdict
         return {h: {i: str(v[a, b]) for b, i in enumerate(self.inputs)}
                 for a, h in enumerate(self.heads)}
+
+    def table_rows(self) -> tuple[list[str], list[list]]:
+        """(header, rows) of the dependency matrix, a row per cell."""
+        from probes.results.stats import matrix_rows
+
+        return matrix_rows(self, self.summary())
 
     def table(self) -> str:
         """The dependency matrix as the command line prints it."""
         from probes.results.stats import format_table
 
-        return format_table(self, self.summary)
-
-    def __str__(self) -> str:
-        return self.table()
+        return format_table(self, self.summary())
 
     def to_json(self) -> dict:
         """The JSON contract of `probe ablate --json` / `probe attribute --json`."""
         from probes.results.stats import to_json
 
-        return to_json(self, self.summary)
-
-    def save(self, directory, stem: str | None = None, *, fingerprint: dict | None = None):
-        """Writes `<stem>.json` + `.npz` in `directory`; returns the JSON path."""
-        return resultio.save(self, directory, stem, fingerprint=fingerprint)
+        return to_json(self, self.summary())
 
     @staticmethod
     def load(json_path) -> "ProbeResult":

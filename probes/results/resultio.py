@@ -11,6 +11,7 @@ tagged in the JSON so they come back as they were. Nothing is unpickled.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from pathlib import Path
 
@@ -33,8 +34,6 @@ MODULES = {"probe": "probes.results.result", "structure": "probes.model.graph",
 def kind_class(kind: str) -> type:
     """The registered type of `kind`, importing its module first if needed."""
     if kind not in KINDS and kind in MODULES:
-        import importlib
-
         importlib.import_module(MODULES[kind])
     if kind not in KINDS:
         raise ValueError(f"Expected a result kind in {sorted(MODULES)}; received {kind!r}")
@@ -141,8 +140,11 @@ def read_meta(json_path) -> dict:
 
 
 def load(json_path, kind: str | None = None):
-    """The result saved at `json_path` (a missing or malformed file raises ValueError)."""
+    """The result saved at `json_path` (a missing or malformed file raises ValueError); a
+    `probe sharing` sweep's sharing.json too (one JSON file of its own format)."""
     json_path = Path(json_path)
+    if kind in (None, "sharing") and _kind_of(json_path) == "sharing":  # its own format
+        return importlib.import_module("probes.results.transfer").load(json_path)
     meta = read_meta(json_path)
     if kind is not None and meta["kind"] != kind:
         raise ValueError(f"Expected a saved {kind} result at {json_path}; received a "
@@ -154,3 +156,12 @@ def load(json_path, kind: str | None = None):
     except (OSError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"Expected a probe result at {json_path}; "
                          f"received {type(err).__name__}: {err}") from None
+
+
+def _kind_of(json_path: Path) -> str | None:
+    """The "kind" a JSON file names, or None if it cannot be read as one."""
+    try:
+        doc = json.loads(json_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc.get("kind") if isinstance(doc, dict) else None

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.special import stdtr  # scipy.stats would add 1.2 s to every command's start
 
+from probes.results.protocol import Interval
 from probes.results.seeds import generator
 from probes.results.text import table
 
@@ -78,6 +79,18 @@ class Summary:
     @property
     def depends(self) -> np.ndarray:
         return self.verdict == "depends"
+
+
+def t_interval(values, level: float = 0.95) -> Interval:
+    """Mean of `values` (R,) with Student's t interval at `level` (nan ends below 2 values)."""
+    from scipy.special import stdtrit
+
+    v = np.asarray(values, np.float64)
+    mean = float(v.mean())
+    if v.size < 2:
+        return Interval(mean, float("nan"), float("nan"))
+    half = stdtrit(v.size - 1, 0.5 + level / 2) * v.std(ddof=1) / np.sqrt(v.size)
+    return Interval(mean, mean - half, mean + half)
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -263,7 +276,7 @@ def to_json(result: ProbeResult, summary: Summary) -> dict:
 def disagreements(res: ProbeResult, ref: ProbeResult) -> list[dict]:
     """The cells where two results of one model give different verdicts, each as {"head",
     "input", <res.probe>: its verdict, "ablation": the reference's}."""
-    a, b = res.summary.verdict, ref.summary.verdict
+    a, b = res.summary().verdict, ref.summary().verdict
     return [{"head": head, "input": name, res.probe: str(a[h, i]), "ablation": str(b[h, i])}
             for h, head in enumerate(res.heads) for i, name in enumerate(res.inputs)
             if a[h, i] != b[h, i]]
@@ -278,19 +291,24 @@ def completeness(res: ProbeResult) -> dict:
             "gap": res.completeness_gap.tolist()}
 
 
-def format_table(res, summary) -> str:
-    """The dependency matrix as text: a row per cell, then how to read the verdicts."""
-    settings = summary.settings
-    ci = round(100 * settings["confidence"])
+def matrix_rows(res, summary) -> tuple[list[str], list[list]]:
+    """(header, rows) of the dependency matrix: a row per cell."""
+    ci = round(100 * summary.settings["confidence"])
     rows = [[head, name, "yes" if res.structural[h, i] else "no", f"{summary.effect[h, i]:.4g}",
              f"[{summary.ci_low[h, i]:.4g}, {summary.ci_high[h, i]:.4g}]",
              f"{summary.share[h, i]:.3f}", _p_text(summary.p_value[h, i]),
              summary.verdict[h, i]]
             for h, head in enumerate(res.heads) for i, name in enumerate(res.inputs)]
+    return (["head", "input", "path", "effect", f"{ci}% CI", "share", "p (Holm)", "verdict"],
+            rows)
+
+
+def format_table(res, summary) -> str:
+    """The dependency matrix as text: a row per cell, then how to read the verdicts."""
+    settings = summary.settings
     lines = [f"{res.probe} ({res.method}) of {res.model} on {res.samples} samples, "
              f"seed {res.seed}",
-             table(["head", "input", "path", "effect", f"{ci}% CI", "share", "p (Holm)",
-                    "verdict"], rows, align="lllrrrrl"),
+             table(*matrix_rows(res, summary), align="lllrrrrl"),
              f"verdict: share of the head's total effect above {settings['delta']} (one-sided "
              f"tests of its log odds, Holm, alpha {settings['alpha']}); exact zeros are zero / "
              "structural_zero"]

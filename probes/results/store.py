@@ -13,9 +13,7 @@ import platform
 import time
 from pathlib import Path
 
-from probes.results import atomic
-
-from probes.results import resultio
+from probes.results import atomic, resultio
 
 MANIFEST = "manifest.json"
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from probes.results import atomic
+from probes.results.protocol import Interval, Result
+from probes.results.stats import t_interval
 
 ARMS = ("tied", "untied", "single")
 # Transfer name -> (arm, arm it is compared with).
@@ -30,34 +32,7 @@ SCHEMA = 1
 
 
 @dataclasses.dataclass(frozen=True)
-class Interval:
-    """Mean over seeds with a two-sided t interval; low/high are nan with fewer than 2 seeds."""
-
-    mean: float
-    low: float
-    high: float
-
-    def text(self, scale: float = 100.0, unit: str = " points") -> str:
-        if not np.isfinite(self.low):
-            return f"{self.mean * scale:+.1f}{unit} [one seed: no interval]"
-        return (f"{self.mean * scale:+.1f}{unit} "
-                f"[{self.low * scale:+.1f}, {self.high * scale:+.1f}]")
-
-
-def t_interval(values, level: float = 0.95) -> Interval:
-    """Mean of `values` (R,) with Student's t interval at `level`."""
-    from scipy import stats
-
-    v = np.asarray(values, np.float64)
-    mean = float(v.mean())
-    if v.size < 2:
-        return Interval(mean, float("nan"), float("nan"))
-    half = stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
-    return Interval(mean, mean - half, mean + half)
-
-
-@dataclasses.dataclass(frozen=True)
-class SharingResult:
+class SharingResult(Result):
     """Held-out accuracies of every arm, head, training-set size and seed.
 
     Attributes:
@@ -121,7 +96,7 @@ class SharingResult:
             raise ValueError(f"Expected a size in {list(self.sizes)}; received {size!r}")
         return self.sizes.index(size)
 
-    def table(self) -> tuple[list[str], list[list]]:
+    def table_rows(self) -> tuple[list[str], list[list]]:
         """(header, rows): one row per head and size with every arm's mean accuracy, the
         reference and both transfers with their intervals (in accuracy points)."""
         header = ["head", "task", "pairs", "tied", "untied", "single", "reference",
@@ -134,6 +109,16 @@ class SharingResult:
                             + [f"{self.reference_mean(head, self.own_source(head), size):.3f}"]
                             + [self.transfer(head, kind, size).text() for kind in TRANSFERS])
         return header, rows
+
+    def table(self) -> str:
+        """The arms and transfers, then a sentence per head and size (`probe sharing`)."""
+        from probes.results.text import table
+
+        return "\n".join(
+            [f"{self.variant} vs {self.variant}_untied vs single task; held-out accuracy (mean "
+             f"of {len(self.seeds)} seeds), transfers in accuracy points [95% t interval]; "
+             "reference = Bayes-optimal from the head's own input(s)",
+             table(*self.table_rows(), align="llrrrrrrr"), "", *self.sentences()])
 
     def sentences(self) -> list[str]:
         """One sentence per head and size, generated from the numbers."""
@@ -185,8 +170,18 @@ class SharingResult:
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"Expected a probe sharing result; received {err}") from None
 
-    def save(self, out_dir) -> Path:
-        path = Path(out_dir) / FILENAME
+    def summary(self) -> dict:
+        """{head: {size: {transfer: Interval}}}: each transfer's mean over seeds with its t
+        interval, in accuracy (not points)."""
+        return {head: {size: {kind: self.transfer(head, kind, size) for kind in TRANSFERS}
+                       for size in self.sizes} for head in self.heads}
+
+    def save(self, directory, stem: str | None = None, *, fingerprint: dict | None = None
+             ) -> Path:
+        """Writes `<stem>.json` (default sharing.json; one JSON file, no arrays to keep apart)
+        in `directory`; `probes.load` reads it back. `fingerprint` is not used: a sweep is
+        identified by the runs it lists."""
+        path = Path(directory) / (f"{stem}.json" if stem else FILENAME)
         atomic.write_json(path, self.to_json())
         return path
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from probes.methods.ablation import MODES, ablate
-from probes.methods.attribution import METHODS, attribute
 from probes.checks.faithfulness import faithfulness
 from probes.checks.sanity import sanity
+from probes.methods.ablation import MODES, ablate
+from probes.methods.attribution import METHODS, attribute
 
 
 def _need_labels(labels, probe: str):

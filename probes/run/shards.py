@@ -17,8 +17,8 @@ import re
 
 import numpy as np
 
-from probes.results import fingerprint as fpr
 from probes.model.lazy import rows_of
+from probes.results import fingerprint as fpr
 from probes.results.result import ProbeResult
 
 # The probes whose results are per-sample rows.
@@ -237,3 +237,37 @@ def merged_fingerprint(fingerprints: list[dict]) -> dict:
             raise ValueError(f"Expected shards computed from the same model, data and probe "
                              f"parameters; received shards whose {', '.join(changed)} differ")
     return fpr.with_samples(first, None)
+
+
+def shard_files(parts) -> dict[str, list]:
+    """{unsharded stem: its shards' .json files} from `parts`, each a shard's results folder
+    or one shard's .json file (`probe merge`'s arguments).
+
+    Raises:
+        ValueError: a part holding no shard result (<stem>-shard<K>of<N>.json).
+    """
+    from pathlib import Path
+
+    from probes.results import filenames
+
+    groups: dict[str, list] = {}
+    for part in map(Path, parts):
+        found = sorted(part.glob("*-shard*of*.json")) if part.is_dir() else [part]
+        found = [f for f in found if filenames.unsharded(f.stem)]
+        if not found:
+            raise ValueError(f"Expected shard results (<stem>-shard<K>of<N>.json) in {part}; "
+                             "received none")
+        for f in found:
+            groups.setdefault(filenames.unsharded(f.stem), []).append(f)
+    return groups
+
+
+def merge_files(files) -> tuple[object, dict | None]:
+    """(the merged result, its fingerprint or None if a shard was saved without one) from the
+    saved shards of one run (ValueError unless they make the whole run: `merge`)."""
+    from probes.results import resultio
+
+    results = [resultio.load(f) for f in files]
+    prints = [resultio.read_meta(f).get("fingerprint") for f in files]
+    merged = merge(results)
+    return merged, (None if None in prints else merged_fingerprint(prints))

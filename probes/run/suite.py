@@ -14,13 +14,9 @@ import json
 import time
 from pathlib import Path
 
-from probes.results import atomic
-
-from probes.results import filenames
-
-from probes.results import store
-from probes.results.fingerprint import combine, data_fingerprint, fingerprint, model_fingerprint
 from probes.methods.method_maps import SETTINGS
+from probes.results import atomic, filenames, store
+from probes.results.fingerprint import combine, data_fingerprint, fingerprint, model_fingerprint
 from probes.results.seeds import probe_generator
 
 # What the report shows, with the parameters each probe runs with (besides --batch-size).

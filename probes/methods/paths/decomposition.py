@@ -16,10 +16,11 @@ import dataclasses
 
 import numpy as np
 
-from probes.model import data as pdata
-from probes.results import resultio
 from probes.engine.forward import run_all
+from probes.model import data as pdata
 from probes.model.graph import _walk
+from probes.results import resultio
+from probes.results.protocol import Result
 
 KINDS = ("decomposed", "single_part", "not_decomposable")
 # Layers that are the identity at inference, so a linear path runs through them.
@@ -91,13 +92,46 @@ class HeadSplit:
 
 @resultio.register("decomposition")
 @dataclasses.dataclass(frozen=True)
-class Decomposition:
+class Decomposition(Result):
     """Every output unit's split. sample_ids: (N,); params: the probe's settings."""
 
     model: str
     splits: tuple[HeadSplit, ...]
     sample_ids: np.ndarray
     params: dict
+
+    def summary(self) -> list[dict]:
+        """Per output unit, its split's summary (HeadSplit.summary: kind, parts, their means,
+        spreads and shares, the bias, the largest residual)."""
+        return [split.summary() for split in self.splits]
+
+    def table_rows(self) -> tuple[list[str], list[list]]:
+        """(header, rows): a row per part of each unit's split, then its bias."""
+        rows = []
+        for s in self.summary():
+            for k, part in enumerate(s["parts"]):
+                rows.append([s["target"], part, ", ".join(s["part_inputs"][k]),
+                             f"{s['mean'][k]:.4g}", f"{s['std'][k]:.4g}",
+                             f"{s['share_raw'][k]:.3f}", f"{s['share_centred'][k]:.3f}"])
+            if s["kind"] == "not_decomposable":
+                rows.append([s["target"], "(not decomposable)", "-", "-", "-", "-", "-"])
+            else:
+                rows.append([s["target"], "bias", "", f"{s['bias']:.4g}", "0",
+                             f"{s['share_raw_bias']:.3f}", "0"])
+        return ["head", "part", "inputs", "mean", "std", "share raw", "share centred"], rows
+
+    def table(self) -> str:
+        """The splits as `probe paths` prints them, with why each unit splits or not."""
+        from probes.results.text import table
+
+        notes = [s["reason"] if s["kind"] == "not_decomposable" else
+                 f"{s['reason']}; max |parts + bias - logit| = {s['max_abs_residual']:.2e} "
+                 f"(logit std {s['logit_std']:.4g})" for s in self.summary()]
+        return "\n".join(
+            [f"decomposition of {self.model} on {len(self.sample_ids)} samples: pre-activation "
+             "= sum of parts + bias", table(*self.table_rows(), align="lllrrrr"), *notes,
+             "share raw: mean |term| / sum of mean |term| (bias included); share centred: the "
+             "same after subtracting each term's mean over samples"])
 
     def to_json(self) -> dict:
         return {"probe": "paths/decomposition", "model": self.model,

@@ -18,12 +18,13 @@ import itertools
 
 import numpy as np
 
-from probes.model import data as pdata
-from probes.results import resultio
 from probes.engine.forward import chunk_width, chunks, compiled_forward, run_chunk
-from probes.model.graphrun import logit_heads as squashed_heads
-from probes.model.graph import structure
 from probes.methods.paths.decomposition import _targets
+from probes.model import data as pdata
+from probes.model.graph import structure
+from probes.model.graphrun import logit_heads as squashed_heads
+from probes.results import resultio
+from probes.results.protocol import Result
 from probes.results.seeds import generator
 from probes.results.stats import bootstrap_means
 
@@ -47,7 +48,7 @@ class InteractionSummary:
 
 @resultio.register("interaction")
 @dataclasses.dataclass(frozen=True)
-class Interaction:
+class Interaction(Result):
     """Per-pair interaction contrasts of every output unit for every pair of inputs.
 
     Attributes:
@@ -101,6 +102,35 @@ class Interaction:
                                   relative_ci_high=rel(hi), verdict=verdict.astype(str),
                                   settings={"n_boot": n_boot, "confidence": confidence,
                                             "tolerance": tol})
+
+    def verdict(self, head: str, input: str, other: str) -> str:  # noqa: A002
+        """The verdict of the pair (input, other) at `head` (a unit "head[c]" for heads with
+        several units), with the default summary."""
+        pair = (input, other) if (input, other) in self.input_pairs else (other, input)
+        return str(self.summary().verdict[self.targets.index(head),
+                                          self.input_pairs.index(pair)])
+
+    def table_rows(self, summary: InteractionSummary | None = None
+                   ) -> tuple[list[str], list[list]]:
+        """(header, rows): a row per unit and pair of inputs."""
+        s = summary or self.summary()
+        ci = round(100 * s.settings["confidence"])
+        rows = []
+        for t, target in enumerate(self.targets):
+            for q, (i, j) in enumerate(self.input_pairs):
+                rows.append([target, f"{i} x {j}", f"{s.mean_abs[t, q]:.3g}",
+                             f"[{s.ci_low[t, q]:.3g}, {s.ci_high[t, q]:.3g}]",
+                             f"{s.logit_std[t]:.4g}", f"{s.relative[t, q]:.3g}",
+                             s.verdict[t, q]])
+        return (["head", "inputs", "mean |contrast|", f"{ci}% CI", "logit std", "relative",
+                 "verdict"], rows)
+
+    def table(self, summary: InteractionSummary | None = None) -> str:
+        """The contrasts as `probe paths` prints them."""
+        from probes.results.text import table
+
+        return (f"interaction of {self.model} over {self.rows.shape[0]} sample pairs (logit "
+                "space)\n" + table(*self.table_rows(summary), align="llrrrrl"))
 
     def to_json(self, summary: InteractionSummary | None = None) -> dict:
         s = summary or self.summary()
