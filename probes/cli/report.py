@@ -10,7 +10,7 @@ import click
 
 from mtl_models.variants import VARIANTS
 from probes.cli import subjects as chosen
-from probes.cli.options import comma_list, corpus_option
+from probes.cli.options import cache_dir_option, comma_list, corpus_option
 from probes.cli.output import fail, progress
 from probes.model.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
 
@@ -39,8 +39,7 @@ from probes.model.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
 @click.option("--batch-size", type=click.IntRange(1), default=DEFAULT_BATCH,
               show_default=True,
               help="Rows per pass; bounds memory.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Run cache [default: $MTL_PROBE_CACHE or ~/.cache/mtl-probe].")
+@cache_dir_option
 @click.option("--png-dir", type=click.Path(file_okay=False), default=None,
               help="Also write every page as page-<k>.png here.")
 @click.option("--benchmark-plot", type=click.Path(dir_okay=False, exists=True), default=None,

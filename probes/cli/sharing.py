@@ -13,7 +13,8 @@ import click
 from mtl_models import runs
 from mtl_models.tweets import TASK_NAMES
 from probes.cli.guard import writable_dir
-from probes.cli.options import DEFAULTS
+from probes.cli.options import (DEFAULTS, cache_dir_option, features_option,
+                                seq_len_option)
 from probes.cli.output import fail, progress
 
 
@@ -51,10 +52,8 @@ def sweep_options(f):
         click.option("--labelled-2", type=click.IntRange(0), default=None,
                      help="At most this many training pairs carry head_2's label [default: "
                           "all]."),
-        click.option("--seq-len", type=click.IntRange(2), default=DEFAULTS.seq_len,
-                     show_default=True),
-        click.option("--features", type=click.IntRange(4), default=DEFAULTS.features,
-                     show_default=True),
+        seq_len_option,
+        features_option,
         click.option("--units", type=click.IntRange(1), default=DEFAULTS.units,
                      show_default=True, help="Size of each LSTM."),
         click.option("--style", type=click.FloatRange(0, 1), default=sh.DEFAULT_STYLE,
@@ -65,8 +64,7 @@ def sweep_options(f):
                      * schedule.steps_per_epoch, show_default=True,
                      help=f"Optimizer steps per run (batches of {schedule.batch_size}, "
                           f"validated every {schedule.steps_per_epoch}; the best is kept)."),
-        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-                     help="Run cache [default: $MTL_PROBE_CACHE or ~/.cache/mtl-probe]."),
+        cache_dir_option,
     ]
     for option in reversed(options):
         f = option(f)
