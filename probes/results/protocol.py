@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from probes.results import resultio
+
 # Every verdict word of every family, with its one meaning.
 VERDICTS = {
     # a cell of a dependency matrix (ablation, attribution; probes.results.stats)
@@ -90,8 +92,6 @@ class Result:
     def save(self, directory, stem: str | None = None, *, fingerprint: dict | None = None
              ) -> Path:
         """Writes `<stem>.npz` then `<stem>.json` in `directory`; returns the JSON path."""
-        from probes.results import resultio
-
         return resultio.save(self, directory, stem, fingerprint=fingerprint)
 
     def __str__(self) -> str:

@@ -29,6 +29,8 @@ MODULES = {"probe": "probes.results.result", "structure": "probes.model.graph",
            "headsplit": "probes.methods.paths.decomposition",
            "interaction": "probes.methods.paths.interaction",
            "faithfulness": "probes.checks.faithfulness", "sanity": "probes.checks.sanity"}
+# probe sharing's sweep keeps its own one-file format (sharing.json), read by its module's load.
+SHARING_MODULE = "probes.results.transfer"
 
 
 def kind_class(kind: str) -> type:
@@ -144,7 +146,7 @@ def load(json_path, kind: str | None = None):
     `probe sharing` sweep's sharing.json too (one JSON file of its own format)."""
     json_path = Path(json_path)
     if kind in (None, "sharing") and _kind_of(json_path) == "sharing":  # its own format
-        return importlib.import_module("probes.results.transfer").load(json_path)
+        return importlib.import_module(SHARING_MODULE).load(json_path)
     meta = read_meta(json_path)
     if kind is not None and meta["kind"] != kind:
         raise ValueError(f"Expected a saved {kind} result at {json_path}; received a "

@@ -42,7 +42,6 @@ so shares within a head stay consistent).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import stdtr  # scipy.stats would add 1.2 s to every command's start
@@ -50,9 +49,6 @@ from scipy.special import stdtr  # scipy.stats would add 1.2 s to every command'
 from probes.results.protocol import Interval
 from probes.results.seeds import generator
 from probes.results.text import table
-
-if TYPE_CHECKING:  # annotations only: result.py imports this module
-    from probes.results.result import ProbeResult
 
 VERDICTS = ("depends", "negligible", "zero", "structural_zero", "inconclusive",
             "too_few_samples", "unreliable")
@@ -201,7 +197,7 @@ def share_p_values(effects: np.ndarray, delta: float = 0.05) -> tuple[np.ndarray
     return np.where(untested, np.nan, p_dep), np.where(untested, np.nan, p_neg)
 
 
-def summarize(result: ProbeResult, *, seed: int | None = None, n_boot: int = 2000,
+def summarize(result, *, seed: int | None = None, n_boot: int = 2000,
               alpha: float = 0.05, delta: float = 0.05, confidence: float = 0.95) -> Summary:
     """Derives means, intervals, shares, corrected p-values and verdicts.
 
@@ -253,7 +249,7 @@ def summarize(result: ProbeResult, *, seed: int | None = None, n_boot: int = 200
                                      "SE, most adverse sample + 2 copies, Kish df), Holm"})
 
 
-def to_json(result: ProbeResult, summary: Summary) -> dict:
+def to_json(result, summary: Summary) -> dict:
     """The JSON contract: one object, rows are heads and columns are inputs."""
     def grid(a):
         return np.asarray(a).tolist()
@@ -273,7 +269,7 @@ def to_json(result: ProbeResult, summary: Summary) -> dict:
     return out
 
 
-def disagreements(res: ProbeResult, ref: ProbeResult) -> list[dict]:
+def disagreements(res, ref) -> list[dict]:
     """The cells where two results of one model give different verdicts, each as {"head",
     "input", <res.probe>: its verdict, "ablation": the reference's}."""
     a, b = res.summary().verdict, ref.summary().verdict
@@ -282,7 +278,7 @@ def disagreements(res: ProbeResult, ref: ProbeResult) -> list[dict]:
             if a[h, i] != b[h, i]]
 
 
-def completeness(res: ProbeResult) -> dict:
+def completeness(res) -> dict:
     """Integrated gradients' completeness: steps, quadrature, median gap, samples over 5%,
     whether the median is under the tolerance, and every gap (H, N)."""
     p = res.params
