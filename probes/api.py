@@ -4,8 +4,8 @@ Every probe call takes `(model, data, *, labels=None, seed=0, batch_size=..., sa
 the families with settings of their own (ablate, attribute, coupling, interaction,
 faithfulness, sanity) take them as keywords too, and an unknown keyword is a TypeError that
 names it:
-  model  a functional Keras model, or the path of a .keras file (loaded without running code
-         from it; `load_model` takes --unsafe and --custom-module's equivalents);
+  model  a functional or Sequential Keras model, or the path of a .keras file (loaded without
+         running code from it; `load_model` takes --unsafe and --custom-module's equivalents);
   data   {input name: array} (or lazy inputs, probes.model.lazy), or the path of an .npz whose
          arrays are keyed by input name (arrays keyed by head name are the labels);
   seed   the one seed; each family draws from its own named stream (probes.results.seeds), so
@@ -25,7 +25,8 @@ from probes.results.seeds import probe_generator
 
 
 def load_model(path, *, unsafe: bool = False, custom_modules=()):
-    """A functional Keras model from a .keras file; code in the file runs only if `unsafe`."""
+    """The Keras model in a .keras file (a Sequential as a functional view of its layers);
+    code in the file runs only if `unsafe`."""
     return pdata.load_model(path, unsafe=unsafe, custom_modules=custom_modules)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from probes.model.graph import head_aliases, input_names, output_names
+from probes.model.graph import functional, head_aliases, input_names, output_names
 
 
 def custom_objects(modules) -> dict:
@@ -90,7 +90,8 @@ def load_model(path, *, unsafe: bool = False, custom_modules=()):
         custom_modules: modules (or .py files) defining the model's custom layers.
     Raises:
         ValueError: the file is missing, not a Keras archive, needs code or classes it was not
-        given, or is not a functional model.
+        given, or is neither a functional nor a Sequential model (a Sequential comes back as
+        a functional view of its layers: probes.model.graph.functional).
     """
     path = Path(path)
     if not path.is_file():
@@ -108,15 +109,10 @@ def load_model(path, *, unsafe: bool = False, custom_modules=()):
     except Exception as err:  # noqa: BLE001 (Keras raises many types for bad archives)
         raise ValueError(f"Expected a loadable Keras model in {str(path)!r}; received "
                          f"{_load_error(err)}") from None
-    kind = type(model).__name__
-    if kind == "Sequential" or not any(c.__name__ == "Functional" for c in type(model).__mro__):
-        hint = ("rebuild it as keras.Model(model.inputs, model.outputs)" if kind == "Sequential"
-                else "subclassed models have no graph to follow; build it with the functional "
-                     "API")
-        raise ValueError(f"Expected a functional Keras model (keras.Model(inputs, outputs), "
-                         f"any number of inputs and outputs); received a {kind} from "
-                         f"{str(path)!r} ({hint})")
-    return model
+    try:
+        return functional(model)  # a Sequential as a functional view of the same layers
+    except ValueError as err:
+        raise ValueError(f"{err} from {str(path)!r}") from None
 
 
 def _load_error(err: Exception) -> str:

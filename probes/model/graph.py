@@ -15,6 +15,7 @@ that pairs names with tensors (probes.model.graphrun returns a run's outputs in 
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import numpy as np
 
@@ -104,6 +105,43 @@ class Structure(Result):
                 "layers_per_head": {h: sorted({s.layer for s in self.upstream[h]})
                                     for h in self.heads},
                 "edges": sorted(self.edges)}
+
+
+_VIEWS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def functional(model):
+    """`model` as the functional model the probes read: a functional model itself; a
+    keras.Sequential as a functional view of the same layers and weights
+    (`keras.Model(model.inputs, model.outputs)`, made once per model: its compiled passes are
+    kept), its input and output named as Keras names them. The user's model is not changed.
+
+    Raises:
+        ValueError: a Sequential that was never built (no input shape yet), or a model that
+            is neither functional nor Sequential.
+    """
+    kind = type(model).__name__
+    if kind == "Sequential":
+        if model in _VIEWS:
+            return _VIEWS[model]
+        try:
+            inputs, outputs = model.inputs, model.outputs
+        except (AttributeError, ValueError):
+            inputs = None
+        if not inputs:
+            raise ValueError(f"Expected a built Sequential model; received {model.name!r}, "
+                             "which has no input shape yet (start it with keras.Input(shape), "
+                             "or call or build it once)")
+        import keras
+
+        view = keras.Model(inputs, outputs, name=model.name)
+        _VIEWS[model] = view
+        return view
+    if not any(c.__name__ == "Functional" for c in type(model).__mro__):
+        raise ValueError(f"Expected a functional or Sequential Keras model; received a {kind} "
+                         "(a subclassed model has no graph to follow: build it with the "
+                         "functional API)")
+    return model
 
 
 def input_names(model) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ import dataclasses
 from pathlib import Path
 
 from probes.model import data as pdata
+from probes.model.graph import functional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +76,7 @@ def resolve(model, data=None, labels=None, samples: int | None = None, *,
     if isinstance(model, (str, Path)):
         name = name or str(model)
         model = pdata.loaded_model(model, unsafe=unsafe, custom_modules=custom_modules)
+    model = functional(model)  # a Sequential as a functional view; the user's own is unchanged
     name = name or model.name
     if data is None:
         return Source(model=model, name=name, inputs={}, labels=None, run_dir=run_dir)
