@@ -92,12 +92,15 @@ BUILDERS = {
     "dense": _dense_model,
     "separate": lambda: build_model("separate", seq_len=T, features=F, units=3, seed=2),
     "concat": lambda: build_model("concat", seq_len=T, features=F, units=3, seed=2),
+    # the same model again for the local methods' cases: concat's cases split in two tests
+    "concat_local": lambda: build_model("concat", seq_len=T, features=F, units=3, seed=2),
 }
 # Variants whose code paths the full models already run: a one-hot factor with two active
 # features (shuffle) and a dense factor (mean) only; each case traces gradient functions
 # (seconds, on both paths). The separate model runs every case below too.
 REDUCED = {name: CASES[1:3] for name in ("lstm_impl1_backwards", "lstm_backwards_sequences",
                                          "gru_before", "separate")}
+REDUCED.update(concat=CASES[:3], concat_local=CASES[3:])
 
 
 @functools.lru_cache(maxsize=None)
@@ -120,8 +123,9 @@ def _close(got, want, what):
                                err_msg=what)
 
 
-# Five of the eight models in the default run; a GRU resetting after, a SimpleRNN and an LSTM of
-# implementation 1 in the slow set (each case traces gradient functions on both paths).
+# Six of the nine entries in the default run (concat in two halves); a GRU resetting after, a
+# SimpleRNN and an LSTM of implementation 1 in the slow set (each case traces gradient functions
+# on both paths).
 SLOW = ("gru", "simple_rnn_sequences", "lstm_impl1_backwards")
 
 
