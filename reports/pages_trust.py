@@ -110,4 +110,3 @@ def page_sanity(subjects) -> Figure:
     paragraph(fig, text, y=0.20, width=170, size=8.5, bottom=0.02)
     _missing(fig, subjects, "sanity", "sanity result")
     return fig
-

@@ -58,5 +58,3 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
             click.echo("ablation (shuffle) gives the same verdict in every cell")
     if show:
         print_maps(res, src.inputs, show, use_colour(colour))
-
-

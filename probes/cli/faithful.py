@@ -72,5 +72,3 @@ def run_saved(kw, name, samples, seed, out_dir, params, what, as_json=False, sha
         return shard_command(src, name, n, seed, out_dir, as_json, params, shard)
     progress(f"{name} of {src.name} on {n} samples: {what} ...")
     return saved_results(src, [(name, params)], n, seed, out_dir, fanout=fanout)[name], n
-
-

@@ -30,7 +30,6 @@ corpus_option = click.option(
          "group); references from character chains fitted on the training quotes.")
 
 
-
 def train_options(f):
     """Options that define a training run (shared by every command that may train)."""
     options = [

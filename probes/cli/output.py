@@ -7,8 +7,8 @@ import json
 import click
 
 
-
 def progress(line: str) -> None:
+    """A progress line, on stderr (stdout keeps only the result: a table or the JSON)."""
     click.echo(line, err=True)
 
 
@@ -18,6 +18,7 @@ def fail(err: Exception):
 
 
 def print_matrix(res, summary):
+    """The dependency matrix of an ablation or attribution result, as a table."""
     from probes.results.stats import format_table
 
     click.echo(format_table(res, summary))

@@ -94,5 +94,3 @@ def attribute(method, baseline, steps, quadrature, space, target, compare, maps,
         params["one_hot_path"] = False
     probe_command(kw, f"attribution/{method}", samples, seed, out_dir, as_json, params,
                   compare=compare, show=show, colour=colour, shard=shard)
-
-

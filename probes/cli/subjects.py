@@ -87,4 +87,3 @@ def sharing_worth(with_sharing: bool, sharing_result, cache_dir):
     result, folder = run_sweep(dict(kw, cache_dir=cache_dir))
     result.save(folder)
     return result
-
