@@ -10,6 +10,12 @@
     whole = probes.merge([part1, part2, part3, part4])      # equal to the unsharded run
 
 Importing this package does not import TensorFlow; the probes do when they run.
+
+The library is eight subpackages with one job each, from the bottom layer up: `results` (what a
+probe returns, how it is judged and kept), `model` (the one seam to a Keras model), `engine`
+(compiled passes), `methods` (the probes), `checks` (faithfulness, sanity), `run` (registry,
+suite, shards), then this API (`api`), `testing` (assertions, contracts, the pytest plugin) and
+`cli`; each imports only those below it (import-linter contracts in setup.cfg).
 """
 
 from importlib import metadata as _metadata
