@@ -18,6 +18,8 @@ import dataclasses
 
 import numpy as np
 
+# A step a tweet does not have: an all-zero one-hot row; the same code as probes' one-hot PAD
+# (defined again here, not imported: the report reads tweets without importing the probes).
 PAD = -1
 # References are named by what the Bayes-optimal predictor is allowed to read.
 REFERENCE_SOURCES = ("neither", "tweet_a", "tweet_b", "both")

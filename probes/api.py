@@ -37,20 +37,23 @@ def load_data(model, path) -> tuple[dict, dict | None]:
 
 
 def run(probe: str, model, data, labels, seed, samples, params, shard=None):
-    """A registered probe on resolved model and data, with the family's random stream (shard
-    (K, N) or "K/N" of the samples with `shard`: probes.run.shards.run_shard)."""
+    """A registered probe on model and data as a caller gives them (resolved here): `run_on`."""
+    return run_on(resolve(model, data, labels, samples), probe, seed, params, shard)
+
+
+def run_on(src, probe: str, seed, params, shard=None):
+    """A registered probe on a resolved source (probes.model.sources.resolve), with the
+    family's random stream (shard (K, N) or "K/N" of the samples with `shard`:
+    probes.run.shards.run_shard)."""
     from probes.run.registry import PROBES
 
-    src = resolve(model, data, labels, samples)
-    model, data, labels, name = src.model, src.inputs, src.labels, src.name
     if shard is not None:
         from probes.run.shards import run_shard
 
-        return run_shard(probe, model, data, shard=shard, labels=labels, seed=seed,
-                         model_name=name, **params)
-    return PROBES[probe](model, data, rng=probe_generator(probe, seed), labels=labels, seed=seed,
-                         model_name=name,
-                         **params)
+        return run_shard(probe, src.model, src.inputs, shard=shard, labels=src.labels,
+                         seed=seed, model_name=src.name, **params)
+    return PROBES[probe](src.model, src.inputs, rng=probe_generator(probe, seed),
+                         labels=src.labels, seed=seed, model_name=src.name, **params)
 
 
 def ablate(model, data, *, labels=None, mode: str = "shuffle", seed: int = 0,

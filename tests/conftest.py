@@ -78,7 +78,6 @@ def tiny_runs(tiny_cache):
     out = {}
     with _exclusive(tiny_cache / "train.lock"):
         for variant in ("concat", "separate"):
-            path, _ = runs.train_run(runs.TrainConfig(variant=variant, **TINY), cache=tiny_cache,
-                                     monitor=training_monitor)
-            out[variant] = runs.load_run(path)
+            out[variant], _ = runs.ensure_run(runs.TrainConfig(variant=variant, **TINY),
+                                              tiny_cache, monitor=training_monitor)
     return out

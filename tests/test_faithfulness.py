@@ -98,12 +98,10 @@ def test_cells_without_a_path_are_what_the_passes_would_give(monkeypatch):
     # The curves of a cell without a path are not run: the partial pass gives such a head its
     # output at the samples on every row. Run them anyway (every cell taken as reachable): the
     # arrays must be the same, bit for bit.
-    import importlib
-
     from mtl_models.variants import build_model
+    from probes.checks import faithfulness as module
     from tests import models as m
 
-    module = importlib.import_module("probes.checks.faithfulness")
     model = build_model("separate", seq_len=6, features=5, units=3, seed=1)
     data = m.random_inputs(model, 20)
 

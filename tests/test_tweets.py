@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mtl_models import references as refs_of, tweets as tw
-from probes import one_hot
+from probes import OneHot, one_hot
 
 SPEC = tw.TweetSpec(seq_len=30, features=16, min_len=5)
 
@@ -31,6 +31,7 @@ def test_tweets_are_pre_padded_with_lengths_in_range():
 
 
 def test_one_hot_rows_sum_to_one_on_text_and_zero_on_padding():
+    assert tw.PAD == OneHot.empty_code  # the tweets pad with the code the probes' one-hot skips
     t = tw.generate(SPEC, 20, np.random.default_rng(0))
     x = one_hot(t.codes_a, SPEC.features)
     assert x.shape == (20, SPEC.seq_len, SPEC.features) and x.dtype == np.float32

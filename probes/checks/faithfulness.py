@@ -119,7 +119,6 @@ class Faithfulness(Result):
                                             for m in range(len(self.methods))])
         return header, rows
 
-
     def table(self) -> str:
         """The areas as `probe faithfulness` prints them."""
         header, rows = self.table_rows()

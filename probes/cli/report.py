@@ -12,7 +12,7 @@ from mtl_models.variants import VARIANTS
 from probes.cli import subjects as chosen
 from probes.cli.options import cache_dir_option, comma_list, corpus_option
 from probes.cli.output import fail, progress
-from probes.model.sources import DEFAULT_BATCH, DEFAULT_SAMPLES
+from probes.model.sources import DEFAULT_BATCH, DEFAULT_SAMPLES, requested_samples
 
 
 @click.command()
@@ -78,13 +78,11 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
     subjects = chosen.subjects(variants, run_dirs, model_path, data_path, unsafe,
                                custom_modules, out, cache_dir, samples, corpus)
     stages["models (training or loading)"] = time.perf_counter() - at
-    n = None
-    for name, directory, make_source, available in subjects:
-        n_here = min(samples or DEFAULT_SAMPLES, available)
-        if samples and samples > available:
-            fail(ValueError(f"Expected --samples <= {available}, the samples of {name}; "
-                            f"received {samples}"))
-        n = n_here if n is None else min(n, n_here)
+    try:  # the fewest any model has
+        n = min(requested_samples(samples, available, name)
+                for name, _, _, available in subjects)
+    except ValueError as err:
+        fail(err)
     at = time.perf_counter()
     for name, directory, make_source, _ in subjects:
         chosen.complete(name, Path(directory), make_source, n, seed, batch_size)

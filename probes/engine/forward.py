@@ -179,35 +179,35 @@ def run_chunk(forward, xs: list[np.ndarray], rows: int) -> list[np.ndarray]:
     return [np.asarray(o, dtype=np.float64).reshape(rows, -1)[:b] for o in outs]
 
 
-def run_all(forward, xs, batch_size: int, ids=None, total: int | None = None
-            ) -> list[np.ndarray]:
-    """Per head (N, C) float64 outputs over all N rows, one pass per chunk (see `chunks`);
-    with `ids` (the rows' samples among `total`), in the passes of `layout`."""
+def over_passes(call, xs, batch_size: int, ids=None, total: int | None = None
+                ) -> list[np.ndarray]:
+    """`call(rows, pass)` on every pass of `layout` over all N rows of `xs` (with `ids`, the
+    rows' samples among `total`), each pass's outputs cut back to its own rows and
+    concatenated: one (N, ...) array per output."""
     n = xs[0].shape[0]
     if ids is None:
         ids, total = np.arange(n), n
     pieces = []
     for p in layout(ids, total, batch_size):
-        outs = run_chunk(forward, [place(np.asarray(x[p.start:p.stop]), p) for x in xs],
-                         p.width)
+        outs = call([place(np.asarray(x[p.start:p.stop]), p) for x in xs], p)
         pieces.append([o[p.offset:p.offset + p.stop - p.start] for o in outs])
-    return [np.concatenate(head) for head in zip(*pieces)]
+    return [np.concatenate(parts) for parts in zip(*pieces)]
+
+
+def run_all(forward, xs, batch_size: int, ids=None, total: int | None = None
+            ) -> list[np.ndarray]:
+    """Per head (N, C) float64 outputs over all N rows, one pass per chunk (see `chunks`);
+    with `ids` (the rows' samples among `total`), in the passes of `layout`."""
+    return over_passes(lambda rows, p: run_chunk(forward, rows, p.width), xs, batch_size, ids,
+                       total)
 
 
 def frontier_rows(front_of, xs, batch_size: int, ids=None, total: int | None = None
                   ) -> list[np.ndarray]:
     """The frontier of a `compiled_partial` at all N rows of `xs`: one (N, ...) array per
-    frontier tensor, in the passes of `layout` (so a shard's equal the full run's rows)."""
-    n = xs[0].shape[0]
-    if ids is None:
-        ids, total = np.arange(n), n
-    pieces = []
-    for p in layout(ids, total, batch_size):
-        outs = front_of([place(np.asarray(x[p.start:p.stop]), p) for x in xs])
-        pieces.append([o[p.offset:p.offset + p.stop - p.start] for o in outs])
-    if not pieces or not pieces[0]:
-        return []
-    return [np.concatenate(parts) for parts in zip(*pieces)]
+    frontier tensor (none for an empty frontier), in the passes of `layout` (so a shard's
+    equal the full run's rows)."""
+    return over_passes(lambda rows, p: front_of(rows), xs, batch_size, ids, total)
 
 
 def op_message(err) -> str:

@@ -158,17 +158,16 @@ class Agreement(Result):
 
     def table_rows(self) -> tuple[list[str], list[list]]:
         """(header, rows): a row per shared group and pair of heads."""
-        h = len(self.heads)
+        h, s = len(self.heads), self.summary()
         rows = []
         for g, group in enumerate(self.groups):
             for a in range(h):
                 for b in range(a + 1, h):
                     rows.append([group, f"{self.heads[a]} . {self.heads[b]}",
-                                 f"{self.cosine[:, g, a, b].mean():.3f}",
-                                 f"{self.full_cosine[g, a, b]:.3f}",
-                                 f"{self.conflict_rate()[g, a, b]:.2f}",
-                                 f"{self.norms[:, g, a].mean():.3g} / "
-                                 f"{self.norms[:, g, b].mean():.3g}"])
+                                 f"{s['cosine_mean'][g, a, b]:.3f}",
+                                 f"{s['cosine_full'][g, a, b]:.3f}",
+                                 f"{s['conflict_rate'][g, a, b]:.2f}",
+                                 f"{s['norm_mean'][g, a]:.3g} / {s['norm_mean'][g, b]:.3g}"])
         return (["layer", "heads", "cosine (mean)", "cosine (all)", "conflict rate", "norms"],
                 rows)
 
@@ -180,10 +179,7 @@ class Agreement(Result):
 
     def to_json(self) -> dict:
         return {"heads": list(self.heads), "groups": list(self.groups),
-                "cosine_mean": self.cosine.mean(axis=0).tolist(),
-                "cosine_full": self.full_cosine.tolist(),
-                "conflict_rate": self.conflict_rate().tolist(),
-                "norm_mean": self.norms.mean(axis=0).tolist(),
+                **{k: v.tolist() for k, v in self.summary().items()},
                 "cosine": self.cosine.tolist(), "params": self.params}
 
 

@@ -41,14 +41,18 @@ DEFAULT_SAMPLES = 256  # samples a command probes unless told
 DEFAULT_BATCH = 256  # rows per pass: bounds memory
 
 
-def requested_samples(samples: int | None, available: int, what: str) -> int:
-    """The requested sample count, or the default capped at what is available."""
+def requested_samples(samples: int | None, available: int, what: str, *,
+                      default: int | None = DEFAULT_SAMPLES, option: str = "--samples") -> int:
+    """The requested sample count (checked against the `available` samples of `what`), or
+    the `default` capped at what is available (None: all of them)."""
     if samples is None:
-        return min(DEFAULT_SAMPLES, available)
-    if samples > available:
-        raise ValueError(f"Expected --samples <= {available}, the samples in {what}; "
+        return available if default is None else min(default, available)
+    if int(samples) < 1:
+        raise ValueError(f"Expected {option} >= 1; received {samples}")
+    if int(samples) > available:
+        raise ValueError(f"Expected {option} <= {available}, the samples in {what}; "
                          f"received {samples}")
-    return samples
+    return int(samples)
 
 
 def resolve(model, data=None, labels=None, samples: int | None = None, *,
@@ -88,17 +92,13 @@ def resolve(model, data=None, labels=None, samples: int | None = None, *,
     elif not isinstance(data, dict):
         data = dict(zip(pdata.input_names(model),
                         data if isinstance(data, (list, tuple)) else [data]))
-    n = pdata.canonical_inputs(model, data, where)[0].shape[0]
+    # Checked and in the model's dtypes once, here: the probes' own conversion is then a no-op.
+    data = dict(zip(pdata.input_names(model), pdata.canonical_inputs(model, data, where)))
+    n = next(iter(data.values())).shape[0]
     if labels is not None:
         pdata.canonical_labels(model, labels, n)  # named errors now, not after the probe
-    if samples is None:
-        samples = n if default_samples is None else min(default_samples, n)
-    elif int(samples) < 1:
-        raise ValueError(f"Expected {what} >= 1; received {samples}")
-    elif int(samples) > n:
-        raise ValueError(f"Expected {what} <= {n}, the samples in {data_path or 'the data'}; "
-                         f"received {samples}")
-    samples = int(samples)
+    samples = requested_samples(samples, n, data_path or "the data", default=default_samples,
+                                option=what)
     if samples < n:
         data = {k: v[:samples] for k, v in data.items()}
         labels = None if labels is None else {k: v[:samples] for k, v in labels.items()}

@@ -48,13 +48,11 @@ class ProbeCache:
         from probes.results.fingerprint import fingerprint
 
         src = resolve(model, data, labels, samples)
-        model, data, labels = src.model, src.inputs, src.labels
         params = {"seed": seed, "batch_size": batch_size}
-        key = fingerprint(model, data, method, params, labels=labels)["key"]
+        key = fingerprint(src.model, src.inputs, method, params, labels=src.labels)["key"]
         if key not in self._results:
             self.runs += 1
-            self._results[key] = api.run(method, model, data, labels, seed, None,
-                                          {"batch_size": batch_size})
+            self._results[key] = api.run_on(src, method, seed, {"batch_size": batch_size})
             while len(self._results) > self.size:
                 self._results.popitem(last=False)
         self._results.move_to_end(key)

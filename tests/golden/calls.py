@@ -98,7 +98,6 @@ def api_outputs(run_dirs: dict, out_dir: Path) -> dict:
     """{"<variant>/<call>": the saved JSON of the result plus its arrays as lists}, from the
     Python API on the run's model file and its first held-out pairs as dense one-hot arrays."""
     import probes
-    from probes import api  # before the move, probes.coupling etc. could be the modules
 
     got = {}
     for variant, path in run_dirs.items():
@@ -108,16 +107,16 @@ def api_outputs(run_dirs: dict, out_dir: Path) -> dict:
         labels = {h: held[h][:SAMPLES] for h in ("head_1", "head_2")}
         model = probes.load_model(path / "model.keras")
         calls = {
-            "ablate": lambda: api.ablate(model, data, permutations=2),
-            "attribute": lambda: api.attribute(model, data, steps=4),
-            "task_gradients": lambda: api.task_gradients(model, data, labels=labels),
-            "coupling": lambda: api.coupling(model, data, labels=labels),
-            "decompose": lambda: api.decompose(model, data),
-            "interaction": lambda: api.interaction(model, data),
-            "faithfulness": lambda: api.faithfulness(
+            "ablate": lambda: probes.ablate(model, data, permutations=2),
+            "attribute": lambda: probes.attribute(model, data, steps=4),
+            "task_gradients": lambda: probes.task_gradients(model, data, labels=labels),
+            "coupling": lambda: probes.coupling(model, data, labels=labels),
+            "decompose": lambda: probes.decompose(model, data),
+            "interaction": lambda: probes.interaction(model, data),
+            "faithfulness": lambda: probes.faithfulness(
                 model, data, methods=["saliency", "integrated_gradients"]),
-            "sanity": lambda: api.sanity(model, data, methods=["saliency", "input"]),
-            "structure": lambda: api.structure(model),
+            "sanity": lambda: probes.sanity(model, data, methods=["saliency", "input"]),
+            "structure": lambda: probes.structure(model),
         }
         for name, call in calls.items():
             saved = Path(probes.save(call(), out_dir / variant / name))
