@@ -89,9 +89,12 @@ def merge(parts):
 def structure(model):
     """What the graph allows (probes.model.graph.Structure): reach per head and input, shared
     layers, call sites. No data needed."""
-    from probes.model.graph import structure as run
+    from probes.model.graph import GRAPHLESS, no_graph, structure as run
 
-    return run(resolve(model).model)
+    s = run(resolve(model).model)
+    if not s.readable:  # a subclassed model's view, passed as it is
+        raise ValueError(no_graph(resolve(model).model, GRAPHLESS))
+    return s
 
 
 def task_gradients(model, data, *, labels=None, seed: int = 0, batch_size: int | None = None,

@@ -166,6 +166,11 @@ def page_models(subjects) -> Figure:
     n = len(subjects)
     for k, s in enumerate(subjects):
         box = [0.03 + k * 0.95 / n, 0.30, 0.9 / n, 0.58]
+        if not s.structure.get("readable", True):  # a subclassed model's call is code
+            fig.text(box[0] + 0.02, box[1] + box[3], f"{s.label}: a subclassed model, whose "
+                     "call is Python code: no graph to read\n(every head may read every "
+                     "input; the probes measure what it does)", fontsize=10, va="top")
+            continue
         ax = fig.add_axes(box)
         edges = [tuple(e) for e in s.structure["edges"]]
         pos, cols = _layout(edges, s.inputs)

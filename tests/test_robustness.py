@@ -8,6 +8,7 @@ Options, output directories, interrupts, big inputs, determinism: test_robustnes
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -111,14 +112,22 @@ def test_model_files_that_are_not_keras_models(files, tmp_path, content, fragmen
     error(_ablate(path, files / "data.npz"), f"{str(path)!r}", *fragments)
 
 
-def test_subclassed_model_needs_its_class_then_is_refused(files, tmp_path):
+def test_subclassed_model_needs_its_class_and_data_it_takes(files, tmp_path):
     sub = _custom_module(files).TinySub()
     sub(np.zeros((1, 3), "float32"))
     sub.save(tmp_path / "sub.keras")
     args = _ablate(tmp_path / "sub.keras", files / "data.npz")
     error(args, "custom class 'TinySub'", "--custom-module")
-    error(args + ["--custom-module", files / "robust_layers.py"], "received a TinySub",
-          "a subclassed model has no graph to follow")
+    module = ["--custom-module", files / "robust_layers.py"]
+    # three inputs for a model that takes one (N, 3) tensor: the call's own complaint
+    error(args + module, "to take inputs ['x1', 'x2', 'x3'] as a dict, a list or one tensor",
+          'Layer "head" expects 1 input(s), but it received 3')
+    error(["structure", "--model", tmp_path / "sub.keras"] + module,
+          "subclassed model", "no graph to read")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "one.npz", x=rng.normal(size=(N, 3)).astype("float32"))
+    out = cli(_ablate(tmp_path / "sub.keras", tmp_path / "one.npz") + module).output
+    assert re.search(r"output_0 +x +n/a .* depends", out), out
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (2, 1), (1, 2)])  # (heads, inputs)

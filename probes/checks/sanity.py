@@ -29,7 +29,7 @@ from probes.results.protocol import Interval, Result
 from probes.results.text import table
 from probes.methods.method_maps import (GRADIENT_METHODS, first_rows, maps_of,
                                         method_settings, subset)
-from probes.model.graph import structure
+from probes.model.graph import called_model, called_view, structure
 
 METHODS = GRADIENT_METHODS + ("input",)
 # A method passes a cell when the upper end of the 95% interval of the mean |correlation|
@@ -188,11 +188,11 @@ def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_si
     base = int(rng.integers(2**31))
     where = dict(where, settings=settings)
     original = _all_maps(model, xs, methods, projections, base, batch_size, seed, where)
-    clone = _clone(model)
+    clone = _clone(model, xs)
     corr = np.full((len(methods), len(cascade), len(heads), len(names), xs[0].shape[0]),
                    np.nan)
     for s, layer in enumerate(cascade):
-        for variable in clone.get_layer(layer).weights:
+        for variable in _layer(clone, model, layer).weights:
             w = variable.numpy()
             variable.assign((w.mean() + w.std() * rng.standard_normal(w.shape))
                             .astype(w.dtype))
@@ -211,15 +211,34 @@ def sanity(model, inputs, *, rng: np.random.Generator, methods=METHODS, batch_si
 
 
 def cascade_layers(model) -> list[str]:
-    """Layers with weights, from the outputs down: reverse topological order."""
-    return [layer.name for layer in reversed(model.layers) if layer.weights]
+    """Layers with weights, from the outputs down: reverse topological order (a subclassed
+    model's own layers, in the reverse of the order it made them: it has no graph)."""
+    return [layer.name for layer in reversed((called_model(model) or model).layers)
+            if layer.weights]
 
 
-def _clone(model):
+def _layer(clone, model, name: str):
+    """The clone's copy of `model`'s layer `name` (a subclassed model's copy names its layers
+    anew: found by position)."""
+    inner = called_model(model)
+    if inner is None:
+        return clone.get_layer(name)
+    return called_model(clone).layers[[layer.name for layer in inner.layers].index(name)]
+
+
+def _clone(model, xs):
+    """A copy of `model` with its own weights, equal to the model's (a subclassed model is
+    copied from its config and called again on `xs`)."""
     import keras
 
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
+    inner = called_model(model)
+    if inner is None:
+        clone = keras.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+        return clone
+    copy = keras.models.clone_model(inner)
+    clone = called_view(copy, dict(zip(pdata.input_names(model), xs)))
+    copy.set_weights(inner.get_weights())
     return clone
 
 

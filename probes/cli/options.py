@@ -78,7 +78,8 @@ def model_options(f):
         click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True),
                      default=None, help="A run directory written by `probe train`."),
         click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
-                     help="A functional or Sequential Keras model (.keras)."),
+                     help="A Keras model (.keras): functional, Sequential or subclassed "
+                          "(with --custom-module)."),
         click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
                      help="An .npz with one array per model input (keyed by input name, or "
                           "arr_0..), and optionally one per head (labels)."),

@@ -24,7 +24,8 @@ from probes.model.sources import DEFAULT_BATCH, DEFAULT_SAMPLES, requested_sampl
 @click.option("--run", "run_dirs", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="Report on run directories written by `probe train` instead (repeatable).")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
-              help="Report on a user's functional or Sequential Keras model (.keras) instead.")
+              help="Report on a user's Keras model (.keras; functional, Sequential or "
+                   "subclassed) instead.")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), default=None,
               help="With --model: an .npz with one array per input (and per head: labels).")
 @click.option("--unsafe", is_flag=True,

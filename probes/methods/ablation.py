@@ -24,7 +24,7 @@ import numpy as np
 from probes.engine.forward import chunk_width, compiled_forward, layout, place, run_chunk
 from probes.engine.onehot_path import coded_inputs, gathered_layers
 from probes.model import data as pdata
-from probes.model.graph import structure
+from probes.model.graph import readable, structure
 from probes.model.lazy import coded_width
 from probes.model.losses import head_losses, sample_losses
 from probes.results.result import ProbeResult
@@ -105,6 +105,8 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
                                              ids=ids, total=total)
     params = {"mode": mode, "seed": seed, "batch_size": int(batch_size),
               "one_hot": gathered_layers(model, names, encoded)}
+    if not readable(model):
+        params["graph"] = False  # a subclassed model: no structural zeros can be claimed
     if mode in ("shuffle", "noise"):
         params["permutations"] = int(permutations)
     if mode == "noise":

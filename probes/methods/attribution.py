@@ -35,7 +35,7 @@ from probes.engine.onehot_grads import path_or_onehot
 from probes.methods.attribution_checks import check_connected, unreliable_cells
 from probes.methods.baselines import Constant, Difference, Rows, baseline_arrays
 from probes.model import data as pdata
-from probes.model.graph import heads as model_heads, structure
+from probes.model.graph import heads as model_heads, readable, structure
 from probes.model.graphrun import has_masks, logit_heads
 from probes.model.tokens import embed, token_plan
 from probes.results.result import ProbeResult
@@ -136,6 +136,8 @@ def attribute(model, inputs, *, rng: np.random.Generator,
     fn, route = path_or_onehot(model, plan, names, method, xs, base, baseline, tok.layers,
                                with_profile, bool(maps), enabled=one_hot_path)
     params.update(one_hot=route.used, notes=params["notes"] + list(route.notes))
+    if not readable(model):
+        params["graph"] = False  # a subclassed model: no structural zeros can be claimed
     gaps = None
     if method == "integrated_gradients":
         params["baseline"] = baseline if isinstance(baseline, str) else "array"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from probes.engine.forward import chunk_width, chunks, compiled_forward, run_chunk
-from probes.model.graph import CallSite, heads, structure
+from probes.model.graph import CallSite, heads, readable, structure
 
 # Layers and ops with no useful gradient from their inputs (besides integer/boolean outputs).
 NO_GRADIENT = ("Embedding", "Argmax", "Argmin", "Round", "Floor", "Ceil", "Sign", "Cast",
@@ -24,7 +24,11 @@ NO_GRADIENT = ("Embedding", "Argmax", "Argmin", "Round", "Floor", "Ceil", "Sign"
 
 def check_connected(model, disconnected, reach, row_names, names, row_heads) -> None:
     """Raises for the first (score row, input) whose gradient does not exist although the
-    graph links them (`reach` (R, I)); `disconnected` holds (row, input) pairs."""
+    graph links them (`reach` (R, I)); `disconnected` holds (row, input) pairs. A subclassed
+    model has no graph to say where: its missing gradients are zeros, and `unreliable_cells`
+    flags those whose head still moves when the input is zeroed."""
+    if not readable(model):
+        return
     for r, i in sorted(disconnected):
         if not reach[r, i]:
             continue  # no path: a structural zero, not a missing gradient

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from probes.model.graph import functional, head_aliases, input_names, output_names
+from probes.model.graph import (
+    functional,
+    head_aliases,
+    input_names,
+    is_subclassed,
+    output_names,
+)
 
 
 def custom_objects(modules) -> dict:
@@ -89,9 +95,9 @@ def load_model(path, *, unsafe: bool = False, custom_modules=()):
     Args:
         custom_modules: modules (or .py files) defining the model's custom layers.
     Raises:
-        ValueError: the file is missing, not a Keras archive, needs code or classes it was not
-        given, or is neither a functional nor a Sequential model (a Sequential comes back as
-        a functional view of its layers: probes.model.graph.functional).
+        ValueError: the file is missing, not a Keras archive, or needs code or classes it
+        was not given. A Sequential comes back as a functional view of its layers
+        (probes.model.graph.functional); a subclassed model as it is (its view needs data).
     """
     path = Path(path)
     if not path.is_file():
@@ -109,6 +115,8 @@ def load_model(path, *, unsafe: bool = False, custom_modules=()):
     except Exception as err:  # noqa: BLE001 (Keras raises many types for bad archives)
         raise ValueError(f"Expected a loadable Keras model in {str(path)!r}; received "
                          f"{_load_error(err)}") from None
+    if is_subclassed(model):
+        return model  # probes.model.graph.called_view, once the data is known
     try:
         return functional(model)  # a Sequential as a functional view of the same layers
     except ValueError as err:
@@ -141,7 +149,8 @@ def load_npz(path, model) -> tuple[dict, dict | None, list[str]]:
 
     Keys are the model's input names, or arr_0, arr_1... in model input order (a name wins over
     its arr_i); arrays named like a head are labels (used only if every head has one). Only
-    the arrays used are read.
+    the arrays used are read. With `model` None (a subclassed model, whose inputs the data
+    names), every array is an input, in the file's order.
 
     Returns:
         ({input name: array}, {head name: array} or None, [ignored keys]).
@@ -158,7 +167,6 @@ def load_npz(path, model) -> tuple[dict, dict | None, list[str]]:
     if not _is_zip(path):
         raise ValueError(f"Expected an .npz data file (a zip archive of arrays); received "
                          f"{str(path)!r}, which is not one (another format, or truncated)")
-    names, heads = input_names(model), output_names(model)
     try:
         z = np.load(path, allow_pickle=False)
     except Exception as err:  # noqa: BLE001 (zipfile, zlib, OSError...: a damaged file)
@@ -166,6 +174,9 @@ def load_npz(path, model) -> tuple[dict, dict | None, list[str]]:
                          f"damaged one ({type(err).__name__}: {err})") from None
     with z:
         keys = list(z.files)
+        if model is None:
+            return {k: _member(z, k, f"input {k!r}", path) for k in keys}, None, []
+        names, heads = input_names(model), output_names(model)
         chosen = {}
         for i, name in enumerate(names):
             found = [k for k in (name, f"arr_{i}") if k in keys]  # the name wins

@@ -15,6 +15,7 @@ that pairs names with tensors (probes.model.graphrun returns a run's outputs in 
 from __future__ import annotations
 
 import dataclasses
+import re
 import weakref
 
 import numpy as np
@@ -47,6 +48,8 @@ class Structure(Result):
         weighted: names of layers that own trainable weights.
         edges: (from, to) between graph nodes upstream of a head: an input's name, or
             "layer#index" for a call site.
+        readable: False for a subclassed model, whose call is code: every head may read
+            every input (no structural zeros are claimed) and there is no graph to show.
     """
 
     heads: tuple[str, ...]
@@ -56,6 +59,7 @@ class Structure(Result):
     call_sites: dict[str, int]
     weighted: frozenset[str]
     edges: frozenset[tuple[str, str]] = frozenset()
+    readable: bool = True
 
     @property
     def shared(self) -> dict[str, int]:
@@ -104,21 +108,27 @@ class Structure(Result):
                 "call_sites": self.call_sites,
                 "layers_per_head": {h: sorted({s.layer for s in self.upstream[h]})
                                     for h in self.heads},
-                "edges": sorted(self.edges)}
+                "edges": sorted(self.edges), **({} if self.readable else {"readable": False})}
 
 
+# What needs a graph, and what runs without one (the one line `no_graph` ends with).
+GRAPHLESS = ("structure, no-path checks and graph pages need one; ablation and the gradient "
+             "probes run by calling it on data")
 _VIEWS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# Views of subclassed models: view -> (the model, its head names); see `called_view`.
+_CALLED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def functional(model):
+def functional(model, like=None):
     """`model` as the functional model the probes read: a functional model itself; a
     keras.Sequential as a functional view of the same layers and weights
     (`keras.Model(model.inputs, model.outputs)`, made once per model: its compiled passes are
-    kept), its input and output named as Keras names them. The user's model is not changed.
+    kept), its input and output named as Keras names them; a subclassed model, given the data
+    it is called on (`like`), as `called_view(model, like)`. The user's model is not changed.
 
     Raises:
-        ValueError: a Sequential that was never built (no input shape yet), or a model that
-            is neither functional nor Sequential.
+        ValueError: a Sequential that was never built (no input shape yet), a subclassed
+            model without data to call it on, or an object that is not a Keras model.
     """
     kind = type(model).__name__
     if kind == "Sequential":
@@ -137,11 +147,108 @@ def functional(model):
         view = keras.Model(inputs, outputs, name=model.name)
         _VIEWS[model] = view
         return view
-    if not any(c.__name__ == "Functional" for c in type(model).__mro__):
-        raise ValueError(f"Expected a functional or Sequential Keras model; received a {kind} "
-                         "(a subclassed model has no graph to follow: build it with the "
-                         "functional API)")
-    return model
+    if any(c.__name__ == "Functional" for c in type(model).__mro__):
+        return model
+    if not is_subclassed(model):
+        raise ValueError(f"Expected a Keras model; received a {kind}")
+    if like is None:
+        raise ValueError(no_graph(model, GRAPHLESS))
+    return called_view(model, like)
+
+
+def is_subclassed(model) -> bool:
+    """A keras.Model subclass that is neither functional nor Sequential."""
+    import keras
+
+    mro = {c.__name__ for c in type(model).__mro__}
+    return isinstance(model, keras.Model) and not mro & {"Functional", "Sequential"}
+
+
+def readable(model) -> bool:
+    """Whether the probes can read `model`'s graph (False for a subclassed model's view)."""
+    return model not in _CALLED
+
+
+def called_model(view):
+    """The subclassed model a `called_view` calls, or None for any other model."""
+    return _CALLED[view][0] if view in _CALLED else None
+
+
+def no_graph(model, what: str) -> str:
+    """The one line that says a subclassed model has no graph for `what`."""
+    model = _CALLED[model][0] if model in _CALLED else model
+    return (f"Expected a functional or Sequential model; received subclassed model "
+            f"{model.name!r} ({type(model).__name__}), whose call is Python code with no graph "
+            f"to read: {what}")
+
+
+def called_view(model, like):
+    """A functional model around a subclassed one: keras.Input per array of `like` (named by
+    its key, or input_K for a list), the model called on them as it takes them (the dict, the
+    list, or the one tensor: the first form its call accepts), its outputs the heads, named by
+    their dict keys or output_K. One call site, the user's model, holds every layer: the
+    probes run it by calling it, and the graph claims no structural zeros. Made once per model
+    and input signature; the user's model is not changed.
+
+    Args:
+        like: {name: (N, ...) array} or a list of arrays (one array: a list of one).
+    """
+    import keras
+
+    named = like if isinstance(like, dict) else {
+        f"input_{k}": x for k, x in enumerate(like if isinstance(like, (list, tuple))
+                                              else [like])}
+    signature = tuple((name, _spec(x)) for name, x in named.items())
+    views = _VIEWS.setdefault(model, {})  # signature -> view
+    if signature in views:
+        return views[signature]
+    inputs = [keras.Input(shape=shape, dtype=dtype, name=name)
+              for name, (shape, dtype) in signature]
+    forms = [dict(zip(named, inputs)), list(inputs)] + ([inputs[0]] if len(inputs) == 1 else [])
+    if not isinstance(like, dict):
+        forms = forms[1:] + forms[:1]
+    errors = []
+    for form in forms:
+        try:
+            out = model(form)
+            break
+        except Exception as err:  # noqa: BLE001 (the user's call may raise anything)
+            errors.append(_first_line(err))
+    else:
+        raise ValueError(f"Expected subclassed model {model.name!r} to take inputs "
+                         f"{list(named)} as a dict, a list or one tensor; received an error "
+                         f"from its call: {errors[0]}")
+    paths = keras.tree.flatten_with_path(out)
+    outputs = [t for _, t in paths]
+    names = (tuple(".".join(map(str, path)) for path, _ in paths) if isinstance(out, dict)
+             else tuple(f"output_{k}" for k in range(len(outputs))))
+    view = keras.Model(inputs, outputs, name=model.name)
+    _CALLED[view] = (model, names)
+    views[signature] = view
+    return view
+
+
+def _first_line(err: Exception) -> str:
+    """The line of an error from a layer's call that says what went wrong (Keras wraps it in
+    "Exception encountered when calling ..." and lists the arguments after it)."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(err).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(
+        ("Exception encountered", "Arguments received", "•"))]
+    for k, line in enumerate(lines[:-1]):
+        if line.endswith("Error encountered:"):  # Keras' shape inference wraps the cause
+            lines = lines[k + 1:]
+            break
+    text = re.split(r" (?:Inputs received|Received):", lines[0])[0] if lines else "no message"
+    return f"{type(err).__name__}: {text[:300]}"
+
+
+def _spec(x) -> tuple[tuple, str]:
+    """(shape without the batch axis, Keras dtype) of one input array."""
+    x = np.asarray(x) if not hasattr(x, "dtype") else x
+    kind = np.dtype(x.dtype).kind
+    dtype = ("float32" if kind == "f" else "int32" if kind in "iu" else "bool" if kind == "b"
+             else "string" if kind in "US" else str(x.dtype))
+    return tuple(x.shape[1:]), dtype
 
 
 def input_names(model) -> tuple[str, ...]:
@@ -150,7 +257,10 @@ def input_names(model) -> tuple[str, ...]:
 
 def heads(model) -> list[tuple[str, object]]:
     """(name, output tensor) per head, in `model.outputs` order: a dict output is named by its
-    key, any other by the name of the layer that produced it."""
+    key, any other by the name of the layer that produced it (a subclassed model's, by its dict
+    key or output_K: `called_view`)."""
+    if model in _CALLED:
+        return list(zip(_CALLED[model][1], model.outputs))
     struct = getattr(model, "_outputs_struct", None)
     layer_names = [t._keras_history.operation.name for t in model.outputs]
     if isinstance(struct, dict):
@@ -225,7 +335,8 @@ def token_sites(model) -> dict[int, list[tuple[object, int]]]:
 
 
 def structure(model) -> Structure:
-    """Walks the functional graph back from every output, one call site at a time."""
+    """Walks the functional graph back from every output, one call site at a time (a
+    subclassed model's view: its one call site reads every input, `readable` False)."""
     inputs = input_names(model)
     pairs = heads(model)
     names = tuple(name for name, _ in pairs)
@@ -243,7 +354,7 @@ def structure(model) -> Structure:
     weighted = frozenset(layer.name for layer in model.layers if layer.trainable_weights)
     return Structure(heads=names, inputs=inputs, reach=reach, upstream=upstream,
                      call_sites={k: len(v) for k, v in seen_sites.items()}, weighted=weighted,
-                     edges=frozenset(edges))
+                     edges=frozenset(edges), readable=readable(model))
 
 
 def _node_id(tensor) -> str:

@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 
 from probes.model import data as pdata
-from probes.model.graph import functional
+from probes.model.graph import called_view, functional, is_subclassed, output_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,11 +80,17 @@ def resolve(model, data=None, labels=None, samples: int | None = None, *,
     if isinstance(model, (str, Path)):
         name = name or str(model)
         model = pdata.loaded_model(model, unsafe=unsafe, custom_modules=custom_modules)
+    where, data_path = "inputs", None
+    if is_subclassed(model) and data is not None:  # its inputs are named by the data
+        if isinstance(data, (str, Path)):
+            where, data_path = f"data in {data}", str(data)
+            data, found = _split_labels(model, pdata.load_npz(data, None)[0])
+            labels = found if labels is None else labels
+        model = called_view(model, data)
     model = functional(model)  # a Sequential as a functional view; the user's own is unchanged
     name = name or model.name
     if data is None:
         return Source(model=model, name=name, inputs={}, labels=None, run_dir=run_dir)
-    where, data_path = "inputs", None
     if isinstance(data, (str, Path)):
         where = f"data in {data}"
         data_path, (data, found, ignored) = str(data), pdata.load_npz(data, model)
@@ -106,6 +112,18 @@ def resolve(model, data=None, labels=None, samples: int | None = None, *,
         notes = _notes(data_path, pdata.output_names(model), labels, ignored)
     return Source(model=model, name=name, inputs=data, labels=labels, run_dir=run_dir,
                   notes=notes)
+
+
+def _split_labels(model, arrays: dict) -> tuple[dict, dict | None]:
+    """A subclassed model's .npz arrays as (inputs, labels): the arrays named like its heads
+    (found by calling it on the others; output_K for a model that returns a list) are the
+    labels, used when every head has one."""
+    unlabelled = {k: v for k, v in arrays.items() if not k.startswith("output_")}
+    heads = output_names(called_view(model, unlabelled or arrays))
+    named = [k for k in arrays if k in heads]
+    inputs = {k: v for k, v in arrays.items() if k not in named}
+    labels = {k: arrays[k] for k in named} if len(named) == len(heads) else None
+    return inputs, labels
 
 
 def _notes(data_path, heads, labels, ignored) -> tuple[str, ...]:

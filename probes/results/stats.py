@@ -290,7 +290,9 @@ def completeness(res) -> dict:
 def matrix_rows(res, summary) -> tuple[list[str], list[list]]:
     """(header, rows) of the dependency matrix: a row per cell."""
     ci = round(100 * summary.settings["confidence"])
-    rows = [[head, name, "yes" if res.structural[h, i] else "no", f"{summary.effect[h, i]:.4g}",
+    graph = res.params.get("graph", True)  # False: a subclassed model, no graph to read
+    rows = [[head, name, ("yes" if res.structural[h, i] else "no") if graph else "n/a",
+             f"{summary.effect[h, i]:.4g}",
              f"[{summary.ci_low[h, i]:.4g}, {summary.ci_high[h, i]:.4g}]",
              f"{summary.share[h, i]:.3f}", _p_text(summary.p_value[h, i]),
              summary.verdict[h, i]]
