@@ -19,6 +19,7 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
     K's samples, saved as a partial result for `probe merge`."""
     from probes.results import stats
     from probes.cli.maps import check_show, print_maps, use_colour
+    from probes.model.encoded import vocabularies
 
     requested = samples
     src, samples, fanout = prepared(kw, samples, out_dir, shard)
@@ -57,4 +58,4 @@ def probe_command(kw, name, samples, seed, out_dir, as_json, params, compare=Fal
         else:
             click.echo("ablation (shuffle) gives the same verdict in every cell")
     if show:
-        print_maps(res, src.inputs, show, use_colour(colour))
+        print_maps(res, src.inputs, show, use_colour(colour), vocabularies(src.model))

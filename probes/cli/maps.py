@@ -25,8 +25,11 @@ def check_show(show, samples: int):
                                f"probed; received {bad}")
 
 
-def print_maps(res, inputs, show, ansi: bool) -> None:
-    """Each shown sample's inputs, coloured by every head's signed attribution."""
+def print_maps(res, inputs, show, ansi: bool, vocabularies=None) -> None:
+    """Each shown sample's inputs, coloured by every head's signed attribution; token ids
+    shown as the text of their tokens where `vocabularies` ({input name: tokens by id}) has
+    them."""
+    vocabularies = vocabularies or {}
     click.echo("")
     click.echo(f"attribution maps ({res.method}): red/+ pushes the head's score up, blue/- "
                "down; one scale per head and sample (its largest |value| over the inputs)")
@@ -38,7 +41,7 @@ def print_maps(res, inputs, show, ansi: bool) -> None:
             click.echo("")
             click.echo(f"sample {int(res.sample_ids[k])}, {head} (scale {top:.3g}):")
             for name, m in zip(res.inputs, maps):
-                found = textmaps.symbols(rows[name])
+                found = textmaps.symbols(rows[name], vocabularies.get(name))
                 if found is None:
                     click.echo(f"  {name}: not text; map values "
                                + np.array2string(np.asarray(m).ravel()[:16], precision=3))

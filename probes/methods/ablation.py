@@ -24,6 +24,7 @@ import numpy as np
 from probes.engine.forward import chunk_width, compiled_forward, layout, place, run_chunk
 from probes.engine.onehot_path import coded_inputs, gathered_layers
 from probes.model import data as pdata
+from probes.model.encoded import of_view
 from probes.model.graph import readable, structure
 from probes.model.lazy import coded_width
 from probes.model.losses import head_losses, sample_losses
@@ -69,7 +70,15 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
     n = xs[0].shape[0]
     bg = xs if background is None else pdata.canonical_inputs(model, background, "background")
     ids = pdata.canonical_sample_ids(sample_ids, n, len(bg[0]))
-    for name, x in zip(names, xs):
+    enc = of_view(model)  # inputs the model encodes itself: probed from their encoding
+    cut = enc.cut if enc is not None else {}
+    for i, (name, x) in enumerate(zip(names, xs)):
+        if i in cut and (mode in FLOAT_ONLY or mode == "occlusion" and x.dtype.kind == "f"):
+            what = "token ids" if mode == "occlusion" else "numbers"
+            others = "shuffle or zero" + (" or occlusion" if x.dtype.kind in "iu" else "")
+            raise ValueError(f"Expected {what} for {mode} ablation; received input {name!r}, "
+                             f"which the model encodes ({', '.join(enc.layers[i])}): use "
+                             f"{others}")
         if mode in FLOAT_ONLY and x.dtype.kind in "iu":
             raise ValueError(f"Expected a float input for {mode} ablation; received "
                              f"{x.dtype} input {name!r} (use shuffle, zero or occlusion)")
@@ -93,7 +102,8 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
         xs, bg = coded_inputs(model, xs, bg)
     encoded = tuple(coded_width(x) if mode in CODED and coded_width(b) == coded_width(x)
                     else None for x, b in zip(xs, bg))
-    empty = [x.empty_code if w else 0 for x, w in zip(xs, encoded)]
+    empty = [enc.empty[i] if i in cut else x.empty_code if w else 0
+             for i, (x, w) in enumerate(zip(xs, encoded))]
     xs = [x.codes if w else x for x, w in zip(xs, encoded)]
     plans = [_plan(mode, x, b.codes if w else b, ids, rng, permutations, window, noise_scale,
                    empty=e) for x, b, w, e in zip(xs, bg, encoded, empty)]
@@ -107,6 +117,8 @@ def ablate(model, inputs, *, rng: np.random.Generator, mode: str = "shuffle", la
               "one_hot": gathered_layers(model, names, encoded)}
     if not readable(model):
         params["graph"] = False  # a subclassed model: no structural zeros can be claimed
+    if cut:
+        params["encoded_inputs"] = {names[i]: list(enc.layers[i]) for i in cut}
     if mode in ("shuffle", "noise"):
         params["permutations"] = int(permutations)
     if mode == "noise":
@@ -132,8 +144,8 @@ class _Plan:
 
 
 def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale, empty=0) -> _Plan:
-    """Args: empty is the value of an ablated element: 0, or the empty code of coded one-hot
-    inputs."""
+    """Args: empty is the value of an ablated element: 0, the empty code of coded one-hot
+    inputs, or a row (the encoding of an empty value: probes.model.encoded.empty_rows)."""
     if mode == "shuffle":
         m = len(bg)
         if m < 2:
@@ -144,7 +156,8 @@ def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale, empty=0) -> 
         donors = np.stack([s[(np.argsort(s)[ids] + 1) % m] for s in sigmas])  # (K, N)
         return _Plan(permutations, lambda k, rows, xr: bg[donors[k, rows]])
     if mode == "zero":
-        return _Plan(1, lambda k, rows, xr: np.full_like(xr, empty))
+        return _Plan(1, lambda k, rows, xr: np.broadcast_to(np.asarray(empty, xr.dtype),
+                                                            xr.shape).copy())
     if mode == "mean":
         mean = bg.mean(axis=0, dtype=np.float64).astype(x.dtype)
         return _Plan(1, lambda k, rows, xr: np.broadcast_to(mean, xr.shape))
@@ -157,7 +170,7 @@ def _plan(mode, x, bg, ids, rng, permutations, window, noise_scale, empty=0) -> 
 
     def occlude(k, rows, xr):
         out = xr.copy()
-        out[:, k * w:(k + 1) * w] = empty
+        out[:, k * w:(k + 1) * w] = empty if np.ndim(empty) == 0 else empty[k * w:(k + 1) * w]
         return out
 
     return _Plan(-(-steps // w), occlude, window=w)

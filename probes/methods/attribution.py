@@ -35,6 +35,7 @@ from probes.engine.onehot_grads import path_or_onehot
 from probes.methods.attribution_checks import check_connected, unreliable_cells
 from probes.methods.baselines import Constant, Difference, Rows, baseline_arrays
 from probes.model import data as pdata
+from probes.model.encoded import of_view
 from probes.model.graph import heads as model_heads, readable, structure
 from probes.model.graphrun import has_masks, logit_heads
 from probes.model.tokens import embed, token_plan
@@ -138,6 +139,9 @@ def attribute(model, inputs, *, rng: np.random.Generator,
     params.update(one_hot=route.used, notes=params["notes"] + list(route.notes))
     if not readable(model):
         params["graph"] = False  # a subclassed model: no structural zeros can be claimed
+    enc = of_view(model)
+    if enc is not None:  # attributed at the encoding the model's preprocessing made
+        params["encoded_inputs"] = {names[i]: list(enc.layers[i]) for i in enc.cut}
     gaps = None
     if method == "integrated_gradients":
         params["baseline"] = baseline if isinstance(baseline, str) else "array"

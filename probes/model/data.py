@@ -90,6 +90,11 @@ def _canonical(name, tensor, x, what, token: bool = False):
         shape = ("N",) + tuple("?" if w is None else w for w in want)
         raise ValueError(f"Expected {what} {name!r} of shape ({', '.join(map(str, shape))}); "
                          f"received {x.shape}")
+    if str(tensor.dtype) == "string":  # text or categories the model encodes itself
+        if lazy or x.dtype.kind not in "US":
+            raise ValueError(f"Expected strings for {what} {name!r} (a numpy unicode array, "
+                             f"or a list of str); received dtype {x.dtype}")
+        return x
     model_int = "int" in str(tensor.dtype) or token
     if x.dtype.kind not in "iufb":
         raise ValueError(f"Expected numeric {what} {name!r}; received dtype {x.dtype}")

@@ -13,6 +13,7 @@ import dataclasses
 from pathlib import Path
 
 from probes.model import data as pdata
+from probes.model.encoded import encode, encoding
 from probes.model.graph import called_view, functional, is_subclassed, output_names
 
 
@@ -110,6 +111,11 @@ def resolve(model, data=None, labels=None, samples: int | None = None, *,
         labels = None if labels is None else {k: v[:samples] for k, v in labels.items()}
     if data_path is not None:
         notes = _notes(data_path, pdata.output_names(model), labels, ignored)
+    enc = encoding(model)
+    if enc is not None:  # strings and categories: probed from the model's own encoding
+        names = list(data)
+        data = dict(zip(names, encode(enc, list(data.values()))))
+        model, notes = enc.view, notes + enc.notes(names)
     return Source(model=model, name=name, inputs=data, labels=labels, run_dir=run_dir,
                   notes=notes)
 

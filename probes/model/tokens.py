@@ -34,6 +34,11 @@ def token_plan(model, names) -> Tokens:
     sites, layers, notes = [], {}, []
     for i, (name, tensor) in enumerate(zip(names, model.inputs)):
         embeds = found.get(i)
+        if embeds is None and str(tensor.dtype) == "string":
+            raise ValueError(f"Expected input {name!r} to be encoded by the model's own "
+                             "preprocessing layers (TextVectorization, StringLookup...) before "
+                             "anything else reads it; received strings that another layer "
+                             "reads: gradients need numbers, use probe ablate")
         if embeds is None:
             if "int" in str(tensor.dtype):
                 kinds = ", ".join(f"{type(layer).__name__} {layer.name!r}"

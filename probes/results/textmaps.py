@@ -18,11 +18,13 @@ STRONG = 0.25
 WIDTH = 96  # characters per line
 
 
-def symbols(x: np.ndarray) -> tuple[list[str], np.ndarray] | None:
+def symbols(x: np.ndarray, vocabulary=None) -> tuple[list[str], np.ndarray] | None:
     """What one sample of an input shows, and which of its positions are shown.
 
     Args:
         x: one sample, (T, F) one-hot rows or (T,) integer token ids.
+        vocabulary: the tokens' texts by id (the model's own TextVectorization), or None:
+            ids are shown as [id].
     Returns:
         (symbols, positions): the printable symbol of each shown position and their indices
         into the time axis (pre-padding, all-zero one-hot rows, is not shown); None for an
@@ -31,6 +33,9 @@ def symbols(x: np.ndarray) -> tuple[list[str], np.ndarray] | None:
     x = np.asarray(x)
     if x.ndim == 1 and (x.dtype.kind in "iu" or np.all(np.mod(x, 1) == 0)):
         keep = np.flatnonzero(x != 0) if np.any(x != 0) else np.arange(x.size)
+        if vocabulary is not None:
+            return [(vocabulary[int(v)] if 0 <= v < len(vocabulary) else f"[{int(v)}]") + " "
+                    for v in x[keep]], keep  # words, a space after each
         return [f"[{int(v)}]" for v in x[keep]], keep
     if x.ndim != 2:
         return None
