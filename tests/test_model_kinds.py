@@ -183,3 +183,25 @@ def test_string_attribution_equals_the_path_integral_by_hand():
                                              "question_b": "shared_embedding"}
     assert res.params["encoded_inputs"] == {"question_a": ["vectorize"],
                                             "question_b": ["vectorize"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["subclassed", "text_pair", "structured"])
+def test_report_on_each_kind(saved, kind, tmp_path):
+    """`probe report` on a user's file of each kind: a PDF, every page, no traceback; what a
+    kind cannot show is said in one line (a subclassed model's graph, a category's
+    occlusion)."""
+    from pypdf import PdfReader
+
+    model, data = saved[kind]
+    extra = ["--custom-module", zoo_kinds.__file__] if kind == "subclassed" else []
+    result = CliRunner().invoke(main, ["report", "--model", str(model), "--data", str(data),
+                                       "--out", str(tmp_path / "r.pdf"), "--cache-dir",
+                                       str(tmp_path / "cache"), "--samples", "32"] + extra)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    text = "\n".join(page.extract_text() for page in PdfReader(tmp_path / "r.pdf").pages)
+    for head in ZOO[kind].expected:
+        assert head in text
+    if kind == "subclassed":
+        assert "no graph to read" in text
