@@ -6,8 +6,10 @@ import pytest
 from scipy import stats as sps
 
 from probes.results.result import ProbeResult, load, save
-from probes.results.stats import (MIN_SAMPLES, bootstrap_means, holm, share_p_values, summarize,
-                          to_json)
+from probes.results import sharetest
+from probes.results.seeds import generator
+from probes.results.stats import (MIN_SAMPLES, bootstrap_means, format_table, holm,
+                                  share_p_values, summarize, to_json)
 
 
 def _result(effects, structural=None, seed=0):
@@ -27,50 +29,98 @@ def test_holm_matches_a_hand_computation():
                                [[1.0, np.nan], [1.0, 1.0]], rtol=1e-12)
 
 
-def _log_odds_p(e, o, delta, alternative):
-    """The rule as the README states it, written out sample by sample (scipy.stats' t): the
-    most adverse sample copied twice more, the log odds of mean e / mean o against those of
-    delta, its delta-method standard error, Kish's effective samples - 1 degrees of freedom."""
-    n = len(e)
+def _bootstrap_t_p(e, o, delta, alternative, resamples, seed):
+    """The rule as the README states it, written out resample by resample: two more copies of
+    the sample most adverse to the claim, T of the share's log odds with its delta-method
+    standard error, and the count of studentised resamples T* beyond T."""
     d = [a - delta * (a + b) for a, b in zip(e, o)]
     j = d.index(max(d)) if alternative == "less" else d.index(min(d))
-    e, o = list(e) + [e[j]] * 2, list(o) + [o[j]] * 2
-    m = len(e)
-    me, mo = sum(e) / m, sum(o) / m
-    u = [a / me - b / mo for a, b in zip(e, o)]
-    ubar = sum(u) / m
-    se = math.sqrt(sum((x - ubar) ** 2 for x in u) / (m - 1) / m)
-    z = (math.log(me / mo) - math.log(delta / (1 - delta))) / se
-    x = e if alternative == "less" else o
-    df = min(max(sum(x) ** 2 / sum(v * v for v in x) - 1, 1), n - 1)
-    return sps.t.sf(z, df) if alternative == "greater" else sps.t.cdf(z, df)
+    e, o = np.r_[e, [e[j]] * 2], np.r_[o, [o[j]] * 2]
+
+    def stat(e, o):  # (log odds ratio, se)
+        m = len(e)
+        me, mo = sum(e) / m, sum(o) / m
+        u = [a / me - b / mo for a, b in zip(e, o)]
+        return math.log(me / mo), math.sqrt(sum(x * x for x in u) / (m - 1) / m)
+
+    ratio, se = stat(e, o)
+    t = (ratio - math.log(delta / (1 - delta))) / se
+    idx = generator(seed, "bootstrap_t").integers(len(e), size=(resamples, len(e)))
+    t_star = [(r - ratio) / s for r, s in (stat(e[k], o[k]) for k in idx)]
+    beyond = sum(x >= t for x in t_star) if alternative == "greater" else \
+        sum(x <= t for x in t_star)
+    return (1 + beyond) / (resamples + 1)
 
 
-def test_p_values_are_the_log_odds_tests_written_out_then_holm():
+def test_p_values_are_the_bootstrap_t_tests_written_out_then_holm():
     rng = np.random.default_rng(0)
-    e = rng.exponential(size=(1, 3, 60)) * np.array([1.0, 0.2, 0.06])[:, None]
-    s = summarize(_result(e), delta=0.1)
-    raw = {alt: [_log_odds_p(e[0, i], e[0].sum(axis=0) - e[0, i], 0.1, alt) for i in range(3)]
-           for alt in ("greater", "less")}
-    # Guard: the cells are on both sides of delta, and one is decided each way.
+    e = rng.exponential(size=(1, 3, 60)) * np.array([1.0, 0.15, 0.05])[:, None]
+    raw = {alt: [_bootstrap_t_p(e[0, i], e[0].sum(axis=0) - e[0, i], 0.1, alt, 200, 4)
+                 for i in range(3)] for alt in ("greater", "less")}
+    # Guard: the cells are on both sides of delta.
+    assert raw["greater"][0] < 0.01 and raw["less"][2] < 0.05
+    # float64 sums in another order could move a T* across T only at a tie: none here.
+    np.testing.assert_allclose(share_p_values(e, 0.1, resamples=200, seed=4),
+                               [[raw["greater"]], [raw["less"]]], rtol=1e-12)
+    s = summarize(_result(e, seed=4), delta=0.1)
+    p_dep, p_neg = share_p_values(e, 0.1, resamples=s.settings["resamples_t"], seed=4)
+    np.testing.assert_allclose(s.p_value[0], holm(p_dep[0]), rtol=1e-12)
+    np.testing.assert_allclose(s.p_negligible[0], holm(p_neg[0]), rtol=1e-12)
     assert s.verdict[0, 0] == "depends" and s.verdict[0, 2] == "negligible"
-    # float64 sums in another order and scipy's t against scipy.special.stdtr: ~1e-14.
-    np.testing.assert_allclose(s.p_value[0], holm(np.array(raw["greater"])), rtol=1e-9)
-    np.testing.assert_allclose(s.p_negligible[0], holm(np.array(raw["less"])), rtol=1e-9)
-    np.testing.assert_allclose(share_p_values(e, 0.1), [[raw["greater"]], [raw["less"]]],
-                               rtol=1e-9)
 
 
 def test_an_input_alone_in_its_head_is_decided_by_the_paired_t_test():
-    # No other input moves head 0 on any sample: the share is 1 wherever it moves, and the
-    # paired t-test on d = e - delta * t (here 0.95 e) decides, as before the log-odds tests.
+    # No other input can move head 0 (no path): the share is 1 wherever it moves, and the
+    # paired t-test on d = e - delta * t (here 0.95 e) decides.
     rng = np.random.default_rng(8)
     e = np.zeros((1, 2, 40))
     e[0, 0] = rng.exponential(size=40)
-    s = summarize(_result(e))
+    s = summarize(_result(e, np.array([[True, False]])))
     p = sps.ttest_1samp(0.95 * e[0, 0], 0.0, alternative="greater").pvalue
     np.testing.assert_allclose(s.p_value[0, 0], p, rtol=1e-9)  # one tested cell: Holm is 1x
-    assert s.verdict.tolist() == [["depends", "zero"]]
+    assert s.verdict.tolist() == [["depends", "structural_zero"]]
+    # With a path from the other input its share is unseen, not shown to be small.
+    s = summarize(_result(e))
+    assert s.verdict.tolist() == [["inconclusive", "zero"]]
+    assert s.reason[0, 0] == ("depends refused: no other input with a path moved the head on "
+                              "any sample")
+
+
+def test_a_claim_resting_on_a_heavy_tail_is_refused_with_its_reason():
+    rng = np.random.default_rng(9)
+    n = 400
+    e = np.zeros((1, 2, n))
+    e[0, 0] = rng.uniform(0.5, 1.5, n)
+    e[0, 1] = 0.004 * rng.pareto(1.2, n)  # tail index 1.2: k = 0.83, share ~0.02
+    s = summarize(_result(e))
+    # Without the refusals the tests would have claimed both (guard).
+    assert s.p_value[0, 0] < 0.05 and s.p_negligible[0, 1] < 0.05
+    assert s.verdict.tolist() == [["inconclusive", "inconclusive"]]
+    assert s.reason[0, 0].startswith("depends refused: tail of the other inputs' effects too "
+                                     "heavy (Pareto k-hat 0.9")
+    assert s.reason[0, 1].startswith("negligible refused: tail of the input's effects too "
+                                     "heavy (Pareto k-hat 0.9")
+    r = _result(e)
+    assert to_json(r, s)["reason"] == s.reason.tolist()
+    assert f"inconclusive h0 <- x1: {s.reason[0, 1]}" in format_table(r, s).splitlines()
+
+
+def test_one_sample_carrying_most_of_an_effect_refuses_the_claim():
+    x = np.r_[np.full(60, 0.1), 7.0]  # the last sample: 7 / 13 = 54% of the sum
+    part, k = sharetest.refusals(x)
+    np.testing.assert_allclose(part, 7 / 13, rtol=1e-12)
+    assert sharetest.reason(part, k, "the input's effects") == \
+        "one sample carries 54% of the input's effects"
+    assert sharetest.reason(0.4, 0.3, "x") == ""
+    assert np.isnan(sharetest.refusals(x[:40])[1])  # a tail of 8: k-hat not judged
+
+
+@pytest.mark.parametrize("index", [1.5, 2.0, 3.0])
+def test_k_hat_recovers_a_pareto_tail(index):
+    x = np.random.default_rng(10).pareto(index, (50, 4000)) + 1.0  # Pareto I, k = 1 / index
+    # 4000 samples: a tail of 190, k-hat's SE about (1 + k) / sqrt(190) = 0.1 each; the
+    # median over 50 is within 0.05 (and the prior pulls towards 0.5 by 5%).
+    np.testing.assert_allclose(np.median(sharetest.k_hat(x)), 1 / index, atol=0.05)
 
 
 def test_bootstrap_interval_matches_the_normal_theory_interval():
@@ -135,8 +185,10 @@ def test_too_few_samples_keep_the_exact_zeros_and_test_nothing(n):
     r = _result(e, structural)
     assert set(to_json(r, s)) == set(to_json(*_enough(r)))
     # The same effects repeated to MIN_SAMPLES rows are tested: the guard is the sample count.
+    # (x1 has a path but never moves the head: x0's `depends` is refused, with that reason.)
     big = _result(np.repeat(e, -(-MIN_SAMPLES // n), axis=2), structural)
-    assert summarize(big).verdict[0, 0] == "depends"
+    assert summarize(big).verdict[0, 0] == "inconclusive"
+    assert summarize(big).reason[0, 0].startswith("depends refused: no other input")
 
 
 def _enough(r):

@@ -18,6 +18,13 @@ INTENDED = {
     # may differ, and the JSON gains the mean |rho| per step (tests/test_sanity.py).
     r"cli/\w+/sanity/verdict/.*": "sanity's verdict on |rho|",
     r"cli/\w+/sanity/absolute_correlation: new": "sanity's verdict on |rho|",
+    # Issue 28: the decision rule is a bootstrap-t test with tail diagnostics. Its p-values
+    # and settings are new; the verdicts are not (concat depends on both tweets, separate's
+    # cross cells are structural zeros, its own cells decided by the unchanged paired t-test).
+    r".*/p_value\[\d+\]\[\d+\]": "issue 28: bootstrap-t p-values",
+    r".*/statistics/test": "issue 28: the test's name",
+    r".*/statistics/(resamples_t|tested_cells|few|k_hat): new": "issue 28: its settings",
+    r".*/reason: new": "issue 28: why a claim was refused",
 }
 
 

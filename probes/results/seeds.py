@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 # Stream name -> the salt appended to the seed (the values the saved results were made with).
-STREAMS = {"probe": 0xAB1A, "shared": 0x5AED, "paths": 0x9A75, "bootstrap": 0xB007}
+STREAMS = {"probe": 0xAB1A, "shared": 0x5AED, "paths": 0x9A75, "bootstrap": 0xB007,
+           "bootstrap_t": 0xB7E5}
 # Probe family -> its stream; every other family (ablation, attribution, the checks) "probe".
 FAMILY_STREAMS = {"shared": "shared", "paths": "paths"}
 

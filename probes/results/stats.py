@@ -5,30 +5,19 @@ inputs' summed effects o_n and the head's total t_n = e_n + o_n:
   - every e_n exactly 0.0: `structural_zero` if the graph has no path from the input to the
     head, else `zero` (a path exists but carries nothing);
   - otherwise two one-sided tests of the input's share of the head's effect, mean e / mean t
-    (the share reported), against delta (default 0.05), on its log-odds scale:
-      z = (log(mean e / mean o) - log(delta / (1 - delta))) / se,
-      se^2 = var(e_n / mean e - o_n / mean o) / N          (delta method),
-    referred to Student's t with (Kish's effective sample count of the component whose
-    unseen tail would refute the claim: e against `negligible`, o against `depends`) - 1
-    degrees of freedom, between 1 and N - 1. Each test runs on the samples plus
-    ADVERSE_COPIES more copies of the sample most adverse to its claim (the largest
-    d_n = e_n - delta * t_n against `negligible`, the smallest against `depends`): effects
-    are skewed, sparse and heavy-tailed, and N samples miss about 1/N of the distribution
-    above their largest value; under a Pareto tail of index 2 (the edge of the finite
-    variance any t-type test needs) that part carries 2 x the largest value / N of the mean.
-    The paired t-test on d used before called `negligible` in up to 12% of data sets whose
-    true share was exactly delta; this test holds both decisions at 5% for exponential,
-    sparse and log-normal (sigma 1.5) effects at N = 20, 50, 256 (benchmarks/calibration.py;
-    heavier tails than that can still exceed it). mean d > 0 exactly when the share exceeds
-    delta, and the tests are on means, not ranks: an OR head depends on tweet_a only on the
-    samples where tweet_b does not already decide it, which a median misses. When no other
-    input moves the head on any sample, the share is 1 wherever the head moves and the
-    paired t-test on d decides (whether the input moves it on enough samples). The tests are
-    scale-free: a head whose outputs barely move still depends on its inputs. Their p-values
-    are Holm-corrected over the tested cells:
+    (the share reported), against delta (default 0.05): bootstrap-t tests of its log odds,
+    each on the samples plus two more copies of the sample most adverse to its claim
+    (probes.results.sharetest gives the tests, their reference and the diagnostics). Their
+    p-values are Holm-corrected over the tested cells:
       `depends`      share significantly above delta (corrected p < alpha),
       `negligible`   share significantly below delta (the opposite one-sided test, corrected),
-      `inconclusive` neither.
+      `inconclusive` neither, or the claim refused by a tail diagnostic (one sample carries
+                     most of the effect that would refute it, its Pareto k-hat is above 0.7,
+                     or no other input with a path moved the head): the reason is in
+                     `Summary.reason`, the table and the JSON.
+    The tests are on means, not ranks (an OR head depends on tweet_a only where tweet_b does
+    not already decide it, which a median misses) and scale-free. Chosen on the tuning grid of
+    benchmarks/grids.py, checked on its held-out grid (benchmarks/heldout.py).
 Two more verdicts say that the statistics cannot answer:
   `too_few_samples`  fewer than MIN_SAMPLES samples: the per-sample effects are kept and the
                      exact zeros are still reported, but no cell is tested;
@@ -44,8 +33,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy.special import stdtr  # scipy.stats would add 1.2 s to every command's start
 
+from probes.results import sharetest
 from probes.results.protocol import Interval
 from probes.results.seeds import generator
 from probes.results.text import table
@@ -53,7 +42,6 @@ from probes.results.text import table
 VERDICTS = ("depends", "negligible", "zero", "structural_zero", "inconclusive",
             "too_few_samples", "unreliable")
 MIN_SAMPLES = 20
-ADVERSE_COPIES = 2  # extra weight of the most adverse sample (module docstring)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +59,8 @@ class Summary:
     verdict: np.ndarray
     loss_effect: np.ndarray | None
     settings: dict
+    reason: np.ndarray | None = None  # why a claim was refused ('' where none)
+    statistic: np.ndarray | None = None  # the bootstrap-t statistic T (NaN where untested)
 
     @property
     def depends(self) -> np.ndarray:
@@ -130,53 +120,11 @@ def _share(means: np.ndarray) -> np.ndarray:
     return np.divide(means, total, out=np.zeros_like(means), where=total > 0)
 
 
-def _paired_t(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One-sample t-tests of mean(d) against 0 along the last axis -> (p greater, p less); a
-    constant d decides by its sign alone (its t statistic is infinite)."""
-    n = d.shape[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = d.mean(axis=-1) / (d.std(axis=-1, ddof=1) / np.sqrt(n))
-    constant, above = np.all(d == d[..., :1], axis=-1), d[..., 0] > 0
-    # Student's t with n - 1 degrees of freedom: P(T >= t), P(T <= t).
-    return (np.where(constant, np.where(above, 0.0, 1.0), stdtr(n - 1, -t)),
-            np.where(constant, np.where(above, 1.0, 0.0), stdtr(n - 1, t)))
-
-
-def _log_odds_test(e: np.ndarray, o: np.ndarray, d: np.ndarray, delta: float,
-                   alternative: str) -> np.ndarray:
-    """p-values along the last axis of the one-sided test of log(mean e / mean o) against
-    log(delta / (1 - delta)) on the samples plus ADVERSE_COPIES more copies of the sample
-    most adverse to the claim (module docstring). e, o, d: (..., N) -> (...)."""
-    n, c = e.shape[-1], ADVERSE_COPIES
-    pick = np.argmax if alternative == "less" else np.argmin
-    j = pick(d, axis=-1)[..., None]
-    ej, oj = np.take_along_axis(e, j, -1), np.take_along_axis(o, j, -1)  # (..., 1)
-    total = n + c  # weight of the samples with the copies
-
-    def wsum(x, xj):  # sum over the samples and the copies
-        return x.sum(axis=-1, keepdims=True) + c * xj
-
-    me, mo = wsum(e, ej) / total, wsum(o, oj) / total  # (..., 1)
-    u, uj = e / me - o / mo, ej / me - oj / mo  # influence on log(me / mo)
-    ubar = wsum(u, uj) / total
-    var = wsum((u - ubar) ** 2, (uj - ubar) ** 2)[..., 0] / (total - 1)
-    z = (np.log(me / mo)[..., 0] - np.log(delta / (1 - delta))) / np.sqrt(var / total)
-    x, xj = (e, ej) if alternative == "less" else (o, oj)  # its unseen tail would refute it
-    df = np.clip(wsum(x, xj)[..., 0] ** 2 / wsum(x ** 2, xj ** 2)[..., 0] - 1, 1, n - 1)
-    return stdtr(df, -z) if alternative == "greater" else stdtr(df, z)
-
-
-def share_p_values(effects: np.ndarray, delta: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """Uncorrected one-sided p-values of every cell's share against delta (the module
-    docstring gives the tests; `summarize` Holm-corrects them).
-
-    Args:
-        effects: (H, I, N) per-sample effects >= 0, N >= 2.
-        delta: the threshold share, in (0, 1).
-    Returns:
-        (p_depends, p_negligible), each (H, I): small p_depends when the share is above delta,
-        small p_negligible when below; NaN where a cell's effects, or its d, are all 0.
-    """
+def _tests(effects: np.ndarray, delta: float, resamples: int, seed: int | None,
+           structural: np.ndarray | None = None) -> dict:
+    """Every cell's statistic, uncorrected p-values and refused claims (sharetest's
+    docstring): {"t", "p_depends", "p_negligible", "refuse_depends", "refuse_negligible"},
+    each (H, I); the refusals are (part of the largest sample, k-hat) pairs of o and e."""
     e = np.asarray(effects, dtype=float)
     if e.ndim != 3 or e.shape[2] < 2:
         raise ValueError(f"Expected effects of shape (heads, inputs, samples >= 2); "
@@ -188,13 +136,75 @@ def share_p_values(effects: np.ndarray, delta: float = 0.05) -> tuple[np.ndarray
     scale = np.maximum(e.max(axis=2, keepdims=True), o.max(axis=2, keepdims=True))
     e, o = e / np.where(scale > 0, scale, 1.0), o / np.where(scale > 0, scale, 1.0)
     alone = ~np.any(o != 0, axis=2)  # no other input moves the head: the share is 1
-    with np.errstate(divide="ignore", invalid="ignore"):  # NaN / inf cells are masked below
-        p_dep = _log_odds_test(e, o, d, delta, "greater")
-        p_neg = _log_odds_test(e, o, d, delta, "less")
-    t_dep, t_neg = _paired_t(d)
-    p_dep, p_neg = np.where(alone, t_dep, p_dep), np.where(alone, t_neg, p_neg)
     untested = ~np.any(e != 0, axis=2) | ~np.any(d != 0, axis=2)
-    return np.where(untested, np.nan, p_dep), np.where(untested, np.nan, p_neg)
+    t = np.full(alone.shape, np.nan)
+    p_dep, p_neg = sharetest.paired_t(d)
+    ratio = ~alone & ~untested
+    if np.any(ratio):
+        with np.errstate(divide="ignore", invalid="ignore"):  # resamples without e or o
+            for claim, pick in (("depends", np.argmin), ("negligible", np.argmax)):
+                a, b = sharetest.with_copies(e[ratio], o[ratio], pick(d[ratio], axis=-1))
+                t_claim, p_d, p_n = sharetest.bootstrap_t(
+                    a, b, delta, resamples, generator(seed, "bootstrap_t"))
+                if claim == "depends":
+                    p_dep[ratio] = p_d
+                else:
+                    p_neg[ratio] = p_n
+            t[ratio] = sharetest.statistic(e[ratio], o[ratio], delta)
+    part, k = sharetest.refusals(o)
+    # Alone, but another input has a path to the head: its share is unseen, not shown to be 0.
+    paths = np.ones(alone.shape, bool) if structural is None else np.asarray(structural)
+    unseen = alone & (paths.sum(axis=1, keepdims=True) - paths > 0)
+    return {"t": t, "p_depends": np.where(untested, np.nan, p_dep),
+            "p_negligible": np.where(untested, np.nan, p_neg),
+            "refuse_depends": (np.where(unseen, np.inf, part), k),
+            "refuse_negligible": sharetest.refusals(e)}
+
+
+def share_p_values(effects: np.ndarray, delta: float = 0.05, *, resamples: int = 1999,
+                   seed: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Uncorrected one-sided p-values of every cell's share against delta (probes.results.
+    sharetest gives the tests; `summarize` Holm-corrects them).
+
+    Args:
+        effects: (H, I, N) per-sample effects >= 0, N >= 2.
+        delta: the threshold share, in (0, 1).
+        resamples: bootstrap resamples B (the smallest p-value is 1 / (B + 1)).
+        seed: seed of the resamples (the "bootstrap_t" stream).
+    Returns:
+        (p_depends, p_negligible), each (H, I): small p_depends when the share is above delta,
+        small p_negligible when below; NaN where a cell's effects, or its d, are all 0.
+    """
+    tests = _tests(effects, delta, resamples, seed)
+    return tests["p_depends"], tests["p_negligible"]
+
+
+def _decide(tests: dict, p_dep: np.ndarray, p_neg: np.ndarray, alpha: float,
+            verdict: np.ndarray) -> np.ndarray:
+    """Writes the claims into `verdict` (H, I) from the corrected p-values, a refused claim
+    `inconclusive`; returns the reasons (H, I), '' where none."""
+    reasons = np.full(verdict.shape, "", dtype=object)
+    for claim, p, which in (("negligible", p_neg, "the input's effects"),
+                            ("depends", p_dep, "the other inputs' effects")):
+        part, k = tests["refuse_" + claim]
+        for h, i in zip(*np.nonzero(p < alpha)):
+            why = sharetest.reason(part[h, i], k[h, i], which)
+            verdict[h, i] = "inconclusive" if why else claim
+            reasons[h, i] = f"{claim} refused: {why}" if why else ""
+    return reasons
+
+
+def cell_verdicts(effects: np.ndarray, delta: float = 0.05, alpha: float = 0.05,
+                  seed: int | None = 0) -> np.ndarray:
+    """The verdicts (H, I) of `summarize` on H one-head results at once (Holm within each
+    head), for the calibration; cells whose effects are all 0 are `inconclusive` here."""
+    h, i, _ = effects.shape
+    tests = _tests(effects, delta, sharetest.resamples_for(i, alpha), seed)
+    p_dep = np.stack([holm(row) for row in tests["p_depends"]])
+    p_neg = np.stack([holm(row) for row in tests["p_negligible"]])
+    verdict = np.full((h, i), "inconclusive", dtype=object)
+    _decide(tests, p_dep, p_neg, alpha, verdict)
+    return verdict
 
 
 def summarize(result, *, seed: int | None = None, n_boot: int = 2000,
@@ -222,18 +232,21 @@ def summarize(result, *, seed: int | None = None, n_boot: int = 2000,
     share_boot = _share(boot)
     all_zero = ~np.any(e != 0.0, axis=2)  # exact zeros, not "small"
     few = result.samples < MIN_SAMPLES
-    p_dep = p_neg = np.full(mean.shape, np.nan)
-    if not few:
-        p_dep, p_neg = share_p_values(e, delta)
-    p_dep, p_neg = holm(p_dep), holm(p_neg)
     verdict = np.full(mean.shape, "too_few_samples" if few else "inconclusive", dtype=object)
-    verdict[p_neg < alpha] = "negligible"
-    verdict[p_dep < alpha] = "depends"
+    reasons = np.full(mean.shape, "", dtype=object)
+    p_dep = p_neg = t = np.full(mean.shape, np.nan)
+    cells = int(np.sum(np.any(e != 0.0, axis=2)))
+    resamples = sharetest.resamples_for(cells, alpha)
+    if not few:
+        tests = _tests(e, delta, resamples, seed, result.structural)
+        p_dep, p_neg, t = holm(tests["p_depends"]), holm(tests["p_negligible"]), tests["t"]
+        reasons = _decide(tests, p_dep, p_neg, alpha, verdict)
     verdict[all_zero & result.structural] = "zero"
     verdict[all_zero & ~result.structural] = "structural_zero"
+    reasons[all_zero] = ""
     for cell in result.params.get("unreliable", ()):
-        verdict[result.heads.index(cell["head"]), result.inputs.index(cell["input"])] = \
-            "unreliable"
+        h, i = result.heads.index(cell["head"]), result.inputs.index(cell["input"])
+        verdict[h, i], reasons[h, i] = "unreliable", ""
     loss = None if result.loss_effects is None else result.loss_effects.mean(axis=2)
     return Summary(effect=mean, ci_low=np.percentile(boot, lo, axis=2),
                    ci_high=np.percentile(boot, hi, axis=2), share=_share(mean),
@@ -244,9 +257,12 @@ def summarize(result, *, seed: int | None = None, n_boot: int = 2000,
                    verdict=verdict.astype(str), loss_effect=loss,
                    settings={"n_boot": n_boot, "alpha": alpha, "delta": delta,
                              "confidence": confidence, "seed": seed,
-                             "min_samples": MIN_SAMPLES,
-                             "test": "one-sided tests of the share's log odds (delta-method "
-                                     "SE, most adverse sample + 2 copies, Kish df), Holm"})
+                             "min_samples": MIN_SAMPLES, "resamples_t": resamples,
+                             "tested_cells": cells, "few": sharetest.FEW,
+                             "k_hat": sharetest.K_HAT,
+                             "test": "bootstrap-t of the share's log odds, tail "
+                                     "diagnostics, Holm"},
+                   reason=reasons.astype(str), statistic=t)
 
 
 def to_json(result, summary: Summary) -> dict:
@@ -262,6 +278,7 @@ def to_json(result, summary: Summary) -> dict:
            "share_ci_low": grid(summary.share_ci_low),
            "share_ci_high": grid(summary.share_ci_high), "p_value": grid(summary.p_value),
            "verdict": grid(summary.verdict), "depends": grid(summary.depends),
+           "reason": grid(summary.reason),
            "structural": grid(result.structural), "params": result.params,
            "statistics": summary.settings}
     if summary.loss_effect is not None:
@@ -308,13 +325,16 @@ def format_table(res, summary) -> str:
              f"seed {res.seed}",
              table(*matrix_rows(res, summary), align="lllrrrrl"),
              f"verdict: share of the head's total effect above {settings['delta']} (one-sided "
-             f"tests of its log odds, Holm, alpha {settings['alpha']}); exact zeros are zero / "
-             "structural_zero"]
+             f"bootstrap-t tests of its log odds, Holm, alpha {settings['alpha']}); exact zeros "
+             "are zero / structural_zero"]
     if res.samples < settings["min_samples"]:
         lines.append(f"too_few_samples: {res.samples} sample(s); the tests need at least "
                      f"{settings['min_samples']} (the per-sample effects are saved)")
     lines += [f"unreliable {cell['head']} <- {cell['input']}: {cell['reason']}"
               for cell in res.params.get("unreliable", ())]
+    lines += [f"inconclusive {head} <- {name}: {summary.reason[h, i]}"
+              for h, head in enumerate(res.heads) for i, name in enumerate(res.inputs)
+              if summary.reason is not None and summary.reason[h, i]]
     return "\n".join(lines)
 
 
