@@ -28,7 +28,10 @@ from scipy.special import stdtr
 
 FEW = 0.5  # the largest sample's part of the sum beyond which one sample decides the mean
 COPIES = 2  # more copies of the most adverse sample
-K_HAT = 0.7  # PSIS' threshold: above it the mean's error is not estimable from the samples
+# Above k = 1/2 a Pareto tail has no variance: a studentised mean (bootstrap-t included) then
+# understates its own error (PSIS' 0.7 is for importance ratios, whose error it bounds).
+K_HAT = 0.5
+UNSEEN_N = 60  # fewer samples can miss an input that moves the head on 5% of them (stats)
 MIN_TAIL = 10  # fewer tail samples make k-hat mostly its prior: not judged
 
 
@@ -152,7 +155,8 @@ def refusals(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def reason(part: float, k: float, which: str) -> str:
     """The table's reason for refusing a claim, '' when it stands."""
     if part == np.inf:
-        return "no other input with a path moved the head on any sample"
+        return (f"no other input with a path moved the head on any of fewer than {UNSEEN_N} "
+                "samples")
     if part > FEW:
         return f"one sample carries {part:.0%} of {which}"
     if k > K_HAT:

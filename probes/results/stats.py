@@ -12,8 +12,9 @@ inputs' summed effects o_n and the head's total t_n = e_n + o_n:
       `depends`      share significantly above delta (corrected p < alpha),
       `negligible`   share significantly below delta (the opposite one-sided test, corrected),
       `inconclusive` neither, or the claim refused by a tail diagnostic (one sample carries
-                     most of the effect that would refute it, its Pareto k-hat is above 0.7,
-                     or no other input with a path moved the head): the reason is in
+                     most of the effect that would refute it, its Pareto k-hat is above 0.5,
+                     or no other input with a path moved the head in fewer than 60 samples):
+                     the reason is in
                      `Summary.reason`, the table and the JSON.
     The tests are on means, not ranks (an OR head depends on tweet_a only where tweet_b does
     not already decide it, which a median misses) and scale-free. Chosen on the tuning grid of
@@ -152,9 +153,12 @@ def _tests(effects: np.ndarray, delta: float, resamples: int, seed: int | None,
                     p_neg[ratio] = p_n
             t[ratio] = sharetest.statistic(e[ratio], o[ratio], delta)
     part, k = sharetest.refusals(o)
-    # Alone, but another input has a path to the head: its share is unseen, not shown to be 0.
+    # Alone, but another input has a path to the head: in fewer than UNSEEN_N samples it may
+    # move the head on a fraction of samples that none of them shows (at most 3 / N with 95%
+    # confidence, the rule of three: 5% at 60 samples), so `depends` is not claimed.
     paths = np.ones(alone.shape, bool) if structural is None else np.asarray(structural)
-    unseen = alone & (paths.sum(axis=1, keepdims=True) - paths > 0)
+    unseen = alone & (paths.sum(axis=1, keepdims=True) - paths > 0) & (
+        e.shape[2] < sharetest.UNSEEN_N)
     return {"t": t, "p_depends": np.where(untested, np.nan, p_dep),
             "p_negligible": np.where(untested, np.nan, p_neg),
             "refuse_depends": (np.where(unseen, np.inf, part), k),
