@@ -25,8 +25,8 @@ _LOCK = threading.RLock()  # re-entrant: a build may ask for another cached func
 def cached(model, key, build):
     """`build()`, once per model, key and the output layers' current activations.
 
-    Tracing a tf.function of a recurrent model (and its gradient) takes seconds, so the probes
-    of one process share them. The activations are part of the key because a trace keeps the
+    Tracing a compiled function of a recurrent model (and its gradient) takes seconds, so the
+    probes of one process share them. The activations are part of the key because a trace keeps the
     activation it saw. The functions live beside the model, weakly keyed on it (never on the
     model object): they go when the model goes.
     """
@@ -41,8 +41,9 @@ def cached(model, key, build):
 
 def compiled_forward(model, encoded: tuple = (), linear: frozenset = frozenset()):
     """A function mapping a list of input arrays (any number of rows) to the list of output
-    tensors (one per head, `probes.model.graph.heads` order): one tf.function traced once per model,
-    with the batch axis left open.
+    tensors (one per head, `probes.model.graph.heads` order): one compiled function per model
+    (probes.engine.backends; TensorFlow traces it once with the batch axis left open, JAX once
+    per pass width).
 
     Args:
         linear: names of heads read before their sigmoid/softmax (logit space; see

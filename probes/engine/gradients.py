@@ -1,14 +1,19 @@
 """The compiled core of the gradient probes: averaged gradients along paths, reduced in-graph.
 
-One tf.function evaluates, for a chunk of b samples and K points per sample, every head's
-gradient with respect to every input at all b * K points in one batch (one persistent tape),
-averages them over the points with quadrature weights, multiplies by the method's factor and
-reduces to per-sample sums before anything leaves the graph. Memory is bounded by the rows per
+One compiled function evaluates, for a chunk of b samples and K points per sample, every
+head's gradient with respect to every input at all b * K points in one batch (one forward
+pass, one backward per score row), averages them over the points with quadrature weights,
+multiplies by the method's factor and reduces to per-sample sums before anything leaves the
+graph. Memory is bounded by the rows per
 pass (b * K); nothing of size (N, T, F) is ever copied to numpy.
 
 Token inputs (ids into an Embedding, whatever their dtype) have no gradient; they are attributed
 in embedding space: the graph is run with their Embedding call site given the point on the path
 (probes.model.graphrun), while the mask, if any, is still computed from the tokens.
+
+The algorithm is written once, in keras.ops; the Keras backend compiles it and takes the
+gradients (probes.engine.backends: tf.function and a tape, jax.jit and jax.vjp, or PyTorch's
+autograd).
 """
 
 from __future__ import annotations
@@ -216,7 +221,7 @@ def _larger(a, b):
 
 
 def points_forward(model, plan: Plan):
-    """tf.function(points, tokens, selectors, originals) -> per score row (b,) scores at the
+    """A compiled (points, tokens, selectors, originals) -> per score row (b,) scores at the
     points (one node per sample), masks computed from `originals`: the endpoints of an
     integrated-gradients path, without gradients."""
     from probes.engine.forward import cached

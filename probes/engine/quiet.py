@@ -1,4 +1,4 @@
-"""Importing TensorFlow without its start-up banner on stderr.
+"""Importing TensorFlow (when it is Keras' backend) without its start-up banner on stderr.
 
 TensorFlow 2.21 writes absl lines ("All log messages before absl::InitializeLog()...",
 oneDNN and CUDA notices) from C++ before any Python logging setting applies, and no
@@ -23,7 +23,9 @@ class _NoRetracingNotice(logging.Filter):
 
 
 def import_tensorflow(before_start=None):
-    """Imports tensorflow and keras quietly (once); returns the tensorflow module.
+    """Imports keras quietly and, when TensorFlow is its backend, tensorflow (once); returns
+    the tensorflow module, or None under another backend (probes.engine.backends), which
+    never imports it.
 
     `before_start` is called after the first import and before the first op starts
     TensorFlow's devices (what must precede it: splitting the CPU into logical devices).
@@ -36,7 +38,10 @@ def import_tensorflow(before_start=None):
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import keras  # noqa: F401
+        import keras
+
+        if keras.config.backend() != "tensorflow":
+            return None
         import tensorflow as tf
 
         if before_start is not None:

@@ -50,8 +50,9 @@ def variable_gradients(totals_fn, variables):
     with tf.GradientTape(persistent=True) as tape:
         totals = totals_fn()
         parts = tf.unstack(totals)
-    grads = [tape.gradient(p, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-             for p in parts]
+    # an Embedding's gradient comes as IndexedSlices: dense, as the other backends give it
+    grads = [[tf.convert_to_tensor(g) for g in tape.gradient(
+        p, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)] for p in parts]
     del tape
     return totals, grads
 
