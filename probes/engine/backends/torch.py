@@ -10,10 +10,14 @@ NAME = "torch"
 
 
 def compile(fn, model=None, specs=None):
-    """fn called eagerly, its outputs detached from the autograd graph."""
+    """fn called eagerly on tensors (numpy arguments converted), its outputs detached from the
+    autograd graph."""
     import keras
+    import numpy as np
 
     def run(*args):
+        args = keras.tree.map_structure(
+            lambda x: keras.ops.convert_to_tensor(x) if isinstance(x, np.ndarray) else x, args)
         return keras.tree.map_structure(
             lambda t: t.detach() if hasattr(t, "detach") else t, fn(*args))
 
