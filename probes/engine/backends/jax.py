@@ -43,13 +43,14 @@ def spec(shape: tuple, dtype: str):
 
 def row_gradients(totals_fn, points):
     """(totals, grads): grads[r][i] the gradient of totals_fn(points)[r] with respect to
-    points[i] (one forward pass, the R backward passes batched; never None: JAX returns zeros
+    points[i] (one forward pass, then one backward per row; never None: JAX returns zeros
     where TensorFlow finds no gradient)."""
     import jax
     import jax.numpy as jnp
 
     totals, back = jax.vjp(lambda ps: jnp.stack(totals_fn(ps)), list(points))
-    (grads,) = jax.vmap(back)(jnp.eye(totals.shape[0], dtype=totals.dtype))
+    # one backward per row in turn (lax.map, not vmap): memory stays that of one backward pass
+    (grads,) = jax.lax.map(back, jnp.eye(totals.shape[0], dtype=totals.dtype))
     return list(totals), [[g[r] for g in grads] for r in range(totals.shape[0])]
 
 
@@ -66,7 +67,7 @@ def variable_gradients(totals_fn, variables):
             return totals_fn()
 
     totals, back = jax.vjp(pure, [v.value for v in variables])
-    (grads,) = jax.vmap(back)(jnp.eye(totals.shape[0], dtype=totals.dtype))
+    (grads,) = jax.lax.map(back, jnp.eye(totals.shape[0], dtype=totals.dtype))
     return totals, [[g[r] for g in grads] for r in range(totals.shape[0])]
 
 
