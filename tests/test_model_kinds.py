@@ -75,7 +75,7 @@ def saved(tmp_path_factory):
     """kind -> (.keras, .npz): the files a user brings (strings as numpy unicode arrays)."""
     d = tmp_path_factory.mktemp("kinds")
     out = {}
-    for kind in ("subclassed", "subclassed_list", "text_pair", "structured"):
+    for kind in sorted(ZOO):
         spec = ZOO[kind]
         spec.model.save(d / f"{kind}.keras")
         np.savez(d / f"{kind}.npz", **spec.data)
@@ -83,7 +83,7 @@ def saved(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("kind", ["subclassed", "subclassed_list", "text_pair", "structured"])
+@pytest.mark.parametrize("kind", sorted(ZOO))
 @pytest.mark.parametrize("command", ["ablate", "attribute"])
 def test_planted_cells_recovered_from_the_cli(saved, kind, command):
     model, data = saved[kind]
@@ -222,9 +222,9 @@ for kind, build in zoo_kinds.KINDS.items():
         out["python"][f"{kind}/{probe}"] = {f"{h}|{i}": res.verdict(h, i)
                                             for h in spec.expected for i in spec.expected[h]}
         out["effects"][f"{kind}/{probe}"] = res.effects.tolist()
-for kind in ("subclassed", "text_pair", "structured"):
+for kind in zoo_kinds.KINDS:
     model, data = sys.argv[1] + f"/{kind}.keras", sys.argv[1] + f"/{kind}.npz"
-    extra = ["--custom-module", zoo_kinds.__file__] if kind == "subclassed" else []
+    extra = ["--custom-module", zoo_kinds.__file__] if kind.startswith("subclassed") else []
     for command in ("ablate", "attribute"):
         r = CliRunner().invoke(main, [command, "--model", model, "--data", data, "--json"]
                                + extra)
