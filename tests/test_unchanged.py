@@ -18,6 +18,8 @@ INTENDED = {
     # may differ, and the JSON gains the mean |rho| per step (tests/test_sanity.py).
     r"cli/\w+/sanity/verdict/.*": "sanity's verdict on |rho|",
     r"cli/\w+/sanity/absolute_correlation: new": "sanity's verdict on |rho|",
+    # Issue 27: a Structure says whether its graph can be read (False for a subclassed model).
+    r"api/\w+/structure/json/result/fields/readable: new": "Structure.readable",
 }
 
 
