@@ -1,0 +1,100 @@
+"""The two calibration grids of the decision rule (issue 28): a tuning grid, on which the rule
+and its settings were chosen, and a held-out grid, evaluated only once the rule was fixed.
+Both were committed before the rule was chosen; neither may change after.
+
+A design is one head: the tested input and its other inputs, each input's per-sample effects
+drawn from a distribution with mean exactly 1, then the tested input's scaled by `share` and
+the others' by (1 - share) / (number of others), so the TRUE share of the tested input,
+E[e] / E[t] with t the head's total, is exactly `share`. Correlation across the inputs of a
+head: a Gaussian copula with equicorrelation `rho` (one normal per input, sqrt(rho) of a
+shared one), each input's effect the inverse CDF of its distribution at Phi(that normal); a
+sparse input's occurrence follows the copula, its size is an independent exponential.
+
+Distributions (mean 1; a Pareto of index a has tail exponent k = 1 / a, infinite variance
+below a = 2):
+  exponential, uniform (0 to 2), halfnormal, gamma K (shape K), weibull C (shape C),
+  lognormal S (sigma S), pareto A (Pareto I of index A), sparse P (the input moves the head
+  on a fraction P of samples, exponential with mean 1 / P there, exactly 0 elsewhere).
+
+Between them the grids cover: different distributions across the inputs of one head,
+Pareto tails of index 1.5 to 3, sparse effects, effects correlated across inputs, n from 10
+to 1,000 and 2 to 8 inputs. The held-out grid's designs, sizes and distributions' parameters
+differ from the tuning grid's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import gammaincinv, ndtr
+
+# (label, tested input's distribution, other inputs' distributions, rho)
+TUNING = (
+    ("4 exponential", "exponential", ("exponential",) * 3, 0.0),
+    ("4 sparse 0.1", "sparse 0.1", ("sparse 0.1",) * 3, 0.0),
+    ("4 lognormal 1", "lognormal 1.0", ("lognormal 1.0",) * 3, 0.0),
+    ("lognormal 1.5 among exp", "lognormal 1.5", ("exponential",) * 3, 0.0),
+    ("exp beside sparse 0.1", "exponential", ("sparse 0.1",), 0.0),
+    ("pareto 1.5 among exp", "pareto 1.5", ("exponential",) * 2, 0.0),
+    ("exp among pareto 2", "exponential", ("pareto 2.0",) * 4, 0.0),
+    ("correlated lognormal 1", "lognormal 1.0", ("lognormal 1.0",) * 3, 0.6),
+    ("8 mixed", "gamma 0.5", ("exponential", "sparse 0.3", "lognormal 0.5", "uniform",
+                             "pareto 2.5", "halfnormal", "exponential"), 0.0),
+)
+TUNING_SIZES = (10, 20, 50, 200, 1000)
+
+HELD_OUT = (
+    ("pareto 1.75 among mixed", "pareto 1.75", ("gamma 2.0", "lognormal 0.75"), 0.0),
+    ("weibull beside pareto 1.5", "weibull 0.6", ("pareto 1.5",), 0.0),
+    ("sparse 0.05 among gamma", "sparse 0.05", ("gamma 0.5",) * 2, 0.3),
+    ("6 correlated pareto 2.5", "pareto 2.5", ("pareto 2.5",) * 5, 0.8),
+    ("lognormal 1.25 among 7", "lognormal 1.25", ("halfnormal", "exponential", "sparse 0.2",
+                                                  "pareto 3.0", "uniform", "weibull 0.8",
+                                                  "gamma 1.5"), 0.3),
+    ("halfnormal among sparse 0.3", "halfnormal", ("sparse 0.3",) * 3, 0.0),
+    ("pareto 3 among exp, correlated", "pareto 3.0", ("exponential",) * 4, 0.5),
+)
+HELD_OUT_SIZES = (10, 30, 100, 300, 1000)
+
+SHARES = (0.05, 0.10, 0.20)  # the threshold, then the power points
+
+
+def _inverse(name: str, u: np.ndarray, z: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Effects with mean 1 from the copula's uniforms u (and normals z = Phi^-1(u)); v: an
+    independent uniform for a sparse input's size."""
+    kind, _, arg = name.partition(" ")
+    a = float(arg) if arg else 0.0
+    if kind == "exponential":
+        return -np.log1p(-u)
+    if kind == "uniform":
+        return 2.0 * u
+    if kind == "halfnormal":
+        return np.abs(z) * math.sqrt(math.pi / 2)
+    if kind == "gamma":
+        return gammaincinv(a, u) / a
+    if kind == "weibull":
+        return (-np.log1p(-u)) ** (1 / a) / math.gamma(1 + 1 / a)
+    if kind == "lognormal":
+        return np.exp(a * z - a * a / 2)
+    if kind == "pareto":
+        return (a - 1) / a * (1 - u) ** (-1 / a)
+    if kind == "sparse":
+        return (u < a) * -np.log1p(-v) / a
+    raise ValueError(f"Expected a distribution of benchmarks/grids.py; received {name!r}")
+
+
+def simulate(design: tuple, n: int, share: float, datasets: int,
+             rng: np.random.Generator) -> np.ndarray:
+    """Effects (datasets, inputs, n) of one head per data set; input 0 is the tested one and
+    its true share of the head's total is exactly `share`."""
+    _, tested, others, rho = design
+    names = (tested,) + tuple(others)
+    shape = (datasets, len(names), n)
+    z = (math.sqrt(rho) * rng.standard_normal((datasets, 1, n))
+         + math.sqrt(1 - rho) * rng.standard_normal(shape))  # (D, I, N) correlated normals
+    u, v = ndtr(z), rng.random(shape)
+    u = np.minimum(u, 1 - 2 ** -53)  # keep the inverse CDFs finite
+    scale = [share] + [(1 - share) / len(others)] * len(others)
+    return np.stack([_inverse(name, u[:, k], z[:, k], v[:, k]) * scale[k]
+                     for k, name in enumerate(names)], axis=1)
