@@ -23,7 +23,7 @@ from probes.model.losses import (
     loss_kinds,
     mean_losses,
     sample_losses,
-    tf_mean_losses,
+    tensor_mean_losses,
 )
 from probes.methods.paths import decompose, interaction
 from probes.methods.taskgrads import agreement, loss_function
@@ -100,7 +100,7 @@ def test_numpy_tf_and_keras_losses_agree_for_every_kind(case):
     loss, o, y = _cases()[case]
     o = o.astype("float32").astype(np.float64)  # the outputs a float32 model gives
     per = sample_losses([o], [y], [loss])[0]  # (N,)
-    tf_mean = np.asarray(tf_mean_losses([o.astype("float32")], [y], [loss]))[0]
+    tf_mean = np.asarray(tensor_mean_losses([o.astype("float32")], [y], [loss]))[0]
     # float32 (TF) against float64 (numpy) on the same float32 clip bounds: ~1e-7 relative.
     np.testing.assert_allclose(tf_mean, per.mean(), rtol=1e-6)
     np.testing.assert_allclose(mean_losses([o], [y], [loss]), [per.mean()], rtol=0, atol=0)

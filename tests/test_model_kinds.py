@@ -75,7 +75,7 @@ def saved(tmp_path_factory):
     """kind -> (.keras, .npz): the files a user brings (strings as numpy unicode arrays)."""
     d = tmp_path_factory.mktemp("kinds")
     out = {}
-    for kind in ("subclassed", "subclassed_list", "text_pair", "structured"):
+    for kind in sorted(ZOO):
         spec = ZOO[kind]
         spec.model.save(d / f"{kind}.keras")
         np.savez(d / f"{kind}.npz", **spec.data)
@@ -83,7 +83,7 @@ def saved(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("kind", ["subclassed", "subclassed_list", "text_pair", "structured"])
+@pytest.mark.parametrize("kind", sorted(ZOO))
 @pytest.mark.parametrize("command", ["ablate", "attribute"])
 def test_planted_cells_recovered_from_the_cli(saved, kind, command):
     model, data = saved[kind]
@@ -205,3 +205,68 @@ def test_report_on_each_kind(saved, kind, tmp_path):
         assert head in text
     if kind == "subclassed":
         assert "no graph to read" in text
+
+
+JAX_SCRIPT = """
+import json, sys
+import numpy as np, keras, probes
+from click.testing import CliRunner
+from probes.cli import main
+from tests import zoo_kinds
+
+out = {"backend": keras.config.backend(), "python": {}, "cli": {}, "effects": {}}
+for kind, build in zoo_kinds.KINDS.items():
+    spec = build()
+    for probe in ("ablate", "attribute"):
+        res = getattr(probes, probe)(spec.model, spec.data)
+        out["python"][f"{kind}/{probe}"] = {f"{h}|{i}": res.verdict(h, i)
+                                            for h in spec.expected for i in spec.expected[h]}
+        out["effects"][f"{kind}/{probe}"] = res.effects.tolist()
+for kind in zoo_kinds.KINDS:
+    model, data = sys.argv[1] + f"/{kind}.keras", sys.argv[1] + f"/{kind}.npz"
+    extra = ["--custom-module", zoo_kinds.__file__] if kind.startswith("subclassed") else []
+    for command in ("ablate", "attribute"):
+        r = CliRunner().invoke(main, [command, "--model", model, "--data", data, "--json"]
+                               + extra)
+        assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+        doc = json.loads(r.stdout)
+        out["cli"][f"{kind}/{command}"] = {
+            f"{h}|{i}": doc["verdict"][a][b] for a, h in enumerate(doc["heads"])
+            for b, i in enumerate(doc["inputs"])}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_every_kind_under_jax_gives_tensorflows_answer(saved, tmp_path):
+    """The zoo under KERAS_BACKEND=jax (a subprocess): every planted cell from Python and the
+    CLI, and the effects equal TensorFlow's (ablation to float32 rounding, integrated gradients
+    to 1e-4 relative), strings and subclassed models included."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = saved["subclassed"][0].parent
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(folder)], cwd=root,
+                         env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "jax"
+    for key, verdicts in list(out["python"].items()) + list(out["cli"].items()):
+        spec = ZOO[key.split("/")[0]]
+        assert verdicts == {f"{h}|{i}": v for h, i, v in _cells(spec)}, key
+    for key, effects in out["effects"].items():
+        kind, probe = key.split("/")
+        spec = ZOO[kind]
+        tf_effects = getattr(probes, probe)(spec.model, spec.data).effects
+        jax_effects = np.asarray(effects)
+        assert np.array_equal(tf_effects == 0, jax_effects == 0), key  # the same exact zeros
+        if probe == "ablate":
+            np.testing.assert_allclose(jax_effects, tf_effects, rtol=1e-4, atol=1e-6,
+                                       err_msg=key)
+        else:
+            np.testing.assert_allclose(jax_effects, tf_effects, rtol=1e-4,
+                                       atol=1e-4 * np.abs(tf_effects).max(), err_msg=key)

@@ -25,6 +25,8 @@ INTENDED = {
     r".*/statistics/test": "issue 28: the test's name",
     r".*/statistics/(resamples_t|tested_cells|few|k_hat): new": "issue 28: its settings",
     r".*/reason: new": "issue 28: why a claim was refused",
+    # Issue 27: a Structure says whether its graph can be read (False for a subclassed model).
+    r"api/\w+/structure/json/result/fields/readable: new": "Structure.readable",
 }
 
 

@@ -184,7 +184,8 @@ def kind_structured(seed: int = 0, split: bool = False) -> Specimen:
     numeric = keras.Model({**onehot_in, **num_in},
                           heads({**onehot_in, **encoded}), name="structured_numeric")
     _init(numeric, np.random.default_rng([seed, 1]))
-    columns = {k: np.asarray(lookups[k](raw[k])).astype("float32") for k in lookups}  # one-hot
+    columns = {k: keras.ops.convert_to_numpy(lookups[k](raw[k])).astype("float32")
+               for k in lookups}  # one-hot
     split_data = {k: columns.get(k, raw[k]) for k in _input_names(numeric)}
     rows = {"thal": slice(0, 4), "ca": slice(4, 9), "age": slice(9, 10), "chol": slice(10, 11),
             "thalach": slice(11, 12)}  # of both concatenations (`some` stops at chol)
@@ -246,7 +247,8 @@ def kind_text_pair(seed: int = 0, split: bool = False) -> Specimen:
     expected = {"same": {"question_a": "depends", "question_b": "depends"},
                 "topic_a": {"question_a": "depends", "question_b": "structural_zero"}}
     if split:
-        data = {k: np.asarray(vectorize(v)).astype("int32") for k, v in raw.items()}
+        data = {k: keras.ops.convert_to_numpy(vectorize(v)).astype("int32")
+                for k, v in raw.items()}
         return Specimen(numeric, data, expected)
     text_in = [keras.Input(shape=(1,), dtype="string", name=k) for k in raw]
     model = keras.Model(text_in, heads(*(vectorize(t) for t in text_in)), name="text_pair")
@@ -308,9 +310,9 @@ def _outputs(specimen: Specimen, data: dict, heads=None) -> dict:
         x = arrays if len(arrays) > 1 else arrays[0]  # a Sequential takes one array
     out = model(x)
     if isinstance(out, dict):
-        return {h: np.asarray(out[h]) for h in heads}
+        return {h: keras.ops.convert_to_numpy(out[h]) for h in heads}
     out = out if isinstance(out, (list, tuple)) else [out]
-    return {h: np.asarray(o) for h, o in zip(heads, out)}
+    return {h: keras.ops.convert_to_numpy(o) for h, o in zip(heads, out)}
 
 
 def shuffle_effects(specimen: Specimen, rng, heads=None) -> dict:

@@ -135,8 +135,11 @@ def use_devices(ctx, param, value):
 
     try:
         n = devices.parse(value)
-        import_tensorflow(before_start=lambda: devices.visible(n if n != "all" else None))
-        state = ctx.with_resource(devices.use(n))
+        if n not in (None, 1):  # one device needs nothing (under any backend)
+            import_tensorflow(before_start=lambda: devices.visible(n if n != "all" else None))
+            state = ctx.with_resource(devices.use(n))
+        else:
+            state = None
     except ValueError as err:
         raise click.BadParameter(str(err)) from None
     if state is not None:

@@ -10,8 +10,7 @@ def run_probe(src, name, seed, params, shard=None, fanout=None):
     """(result, fingerprint) of a registered probe on a source (of shard (K, N) of its samples
     with `shard`; its shards run on Ray with `fanout`: probes.cli.fanout); errors end the
     command."""
-    import tensorflow as tf
-
+    from probes.engine import backends
     from probes.run import suite
     from probes.engine.forward import op_message
 
@@ -29,7 +28,7 @@ def run_probe(src, name, seed, params, shard=None, fanout=None):
         return res, fp
     except ValueError as err:
         fail(err)
-    except tf.errors.OpError as err:  # a model that fails on the user's data
+    except backends.get().errors() as err:  # a model that fails on the user's data
         fail(ValueError(f"Expected inputs the model can run on; received an error from the "
                         f"model: {op_message(err)}"))
 

@@ -55,7 +55,8 @@ def complete(name, directory: Path, make_source, n: int, seed: int, batch_size: 
     """Brings `directory`/probes up to date for this model, data, sample count and seed."""
     from probes.engine.quiet import import_tensorflow
 
-    tf = import_tensorflow()
+    import_tensorflow()
+    from probes.engine import backends
     from probes.engine.forward import op_message
     from probes.run.suite import complete
 
@@ -64,7 +65,7 @@ def complete(name, directory: Path, make_source, n: int, seed: int, batch_size: 
                  batch_size=batch_size, report=progress)
     except ValueError as err:
         fail(err)
-    except tf.errors.OpError as err:  # a model that fails on the user's data
+    except backends.get().errors() as err:  # a model that fails on the user's data
         fail(ValueError(f"{name}: Expected inputs the model can run on; received an error "
                         f"from the model: {op_message(err)}"))
 

@@ -15,6 +15,9 @@ model is never touched): a replica on another GPU reads them over the interconne
 pass, a copy of the weights per pass and device (megabytes for the question's models, small
 next to a pass's activations).
 
+Under another Keras backend (probes.engine.backends) the probes run on its default device, and
+asking for several is a ValueError.
+
 Devices: "all" is every visible GPU, or with no GPU every logical CPU device; an integer N the
 first N of those. With no GPU and fewer logical CPU devices than asked, the CPU is split into N
 logical devices (at most the CPU cores) if TensorFlow has not started its devices yet: the same
@@ -98,12 +101,19 @@ def use(devices=None):
     Yields:
         The `Devices` in use (None for one device).
     Raises:
-        ValueError: N is more than the devices there are.
+        ValueError: N is more than the devices there are, or the Keras backend is not
+            TensorFlow (passes run on its default device).
     """
     devices = parse(devices)
     if devices is None or devices == 1:
         yield None
         return
+    from probes.engine import backends
+
+    if backends.name() != "tensorflow":
+        raise ValueError(f"Expected one device under the Keras backend {backends.name()!r} "
+                         "(several devices split passes with tf.distribute: TensorFlow only); "
+                         f"received devices={devices!r}")
     import tensorflow as tf
 
     names = visible(None if devices == "all" else devices)

@@ -25,8 +25,8 @@ _LOCK = threading.RLock()  # re-entrant: a build may ask for another cached func
 def cached(model, key, build):
     """`build()`, once per model, key and the output layers' current activations.
 
-    Tracing a tf.function of a recurrent model (and its gradient) takes seconds, so the probes
-    of one process share them. The activations are part of the key because a trace keeps the
+    Tracing a compiled function of a recurrent model (and its gradient) takes seconds, so the
+    probes of one process share them. The activations are part of the key because a trace keeps the
     activation it saw. The functions live beside the model, weakly keyed on it (never on the
     model object): they go when the model goes.
     """
@@ -41,8 +41,9 @@ def cached(model, key, build):
 
 def compiled_forward(model, encoded: tuple = (), linear: frozenset = frozenset()):
     """A function mapping a list of input arrays (any number of rows) to the list of output
-    tensors (one per head, `probes.model.graph.heads` order): one tf.function traced once per model,
-    with the batch axis left open.
+    tensors (one per head, `probes.model.graph.heads` order): one compiled function per model
+    (probes.engine.backends; TensorFlow traces it once with the batch axis left open, JAX once
+    per pass width).
 
     Args:
         linear: names of heads read before their sigmoid/softmax (logit space; see
@@ -82,12 +83,14 @@ def compiled_partial(model, varied: int, encoded: tuple = (), linear: frozenset 
 
 
 def _compile_forward(model, encoded, linear, varied=None):
-    import tensorflow as tf
+    from keras import ops
 
-    from probes.engine import devices
+    from probes.engine import backends, devices
     from probes.model.graphrun import call_key, call_sites, logit_heads, run_graph, split_at
     from probes.engine.onehot_path import gather_sites, gathered_call
 
+    backend = backends.get()
+    spec = backend.spec
     sites, _ = gather_sites(model)
     gathered = [bool(width) and i in sites for i, width in enumerate(encoded)]
     replaced = {(id(layer), index): gathered_call
@@ -98,23 +101,22 @@ def _compile_forward(model, encoded, linear, varied=None):
     for t, width in zip(model.inputs, encoded):
         shape = (None,) + tuple(t.shape[1:])
         dtypes.append("int32" if width else str(t.dtype))
-        specs.append(tf.TensorSpec(shape[:-1] if width else shape, dtypes[-1]))
+        specs.append(spec(shape[:-1] if width else shape, dtypes[-1]))
 
     def graph_inputs(xs):
-        xs = [x if g else tf.one_hot(x, width, dtype=tf.float32) if width else x
+        xs = [x if g else ops.one_hot(x, width, dtype="float32") if width else x
               for x, width, g in zip(xs, encoded, gathered)]  # gathered: codes stay codes
-        return [tf.cast(x, t.dtype) if x.dtype != t.dtype and not g else x
+        return [ops.cast(x, t.dtype) if x.dtype != t.dtype and not g else x
                 for x, t, g in zip(xs, model.inputs, gathered)]
 
     def arrays(xs):
         return [np.asarray(x, d) for x, d in zip(xs, dtypes)]
 
-    # autograph=False: no tensor-dependent Python control flow here, and converting
-    # run_graph took seconds of the first call.
     if varied is None:
-        @tf.function(input_signature=[specs], autograph=False)
-        def compiled(xs):
+        def whole(xs):
             return run_graph(model, graph_inputs(xs), linear=linear_ids, replaced=replaced)
+
+        compiled = backend.compile(whole, model, specs=[specs])
 
         def forward(xs):  # split by rows across the devices of probes.engine.devices.use, if any
             return devices.run(compiled, (arrays(xs),), split=(True,), axes=0)
@@ -124,21 +126,22 @@ def _compile_forward(model, encoded, linear, varied=None):
     downstream, frontier = split_at(model, varied)
     tensors = [t for _, node in frontier for t in node.outputs]
     counts = [len(node.outputs) for _, node in frontier]
-    front_specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), str(t.dtype)) for t in tensors]
+    front_specs = [spec((None,) + tuple(t.shape[1:]), str(t.dtype)) for t in tensors]
     others = frozenset(call_key(node) for node in call_sites(model)) - downstream
 
-    @tf.function(input_signature=[specs], autograph=False)
-    def compiled_frontier(xs):
+    def frontier_outputs(xs):
         return run_graph(model, graph_inputs(xs), linear=linear_ids, replaced=replaced,
                          only=others, returns=tensors)
 
-    @tf.function(input_signature=[specs, front_specs], autograph=False)
-    def compiled_partial(xs, front):
+    def partial_outputs(xs, front):
         given, k = {}, 0
         for (key, _), n in zip(frontier, counts):
             given[key], k = list(front[k:k + n]), k + n
         return run_graph(model, graph_inputs(xs), linear=linear_ids, replaced=replaced,
                          given=given, only=downstream)
+
+    compiled_frontier = backend.compile(frontier_outputs, model, specs=[specs])
+    compiled_partial = backend.compile(partial_outputs, model, specs=[specs, front_specs])
 
     def front_of(xs):
         if not tensors:
@@ -168,12 +171,12 @@ def run_chunk(forward, xs: list[np.ndarray], rows: int) -> list[np.ndarray]:
     Raises:
         ValueError: the model failed on these inputs (e.g. a token id outside an Embedding).
     """
-    import tensorflow as tf
+    from probes.engine import backends
 
     b = xs[0].shape[0]
     try:
         outs = forward([pad_rows(x, rows) for x in xs])
-    except tf.errors.OpError as err:
+    except backends.get().errors() as err:
         raise ValueError(f"Expected inputs the model can run on; received an error from the "
                          f"model: {op_message(err)}") from None
     return [np.asarray(o, dtype=np.float64).reshape(rows, -1)[:b] for o in outs]

@@ -1,14 +1,19 @@
 """The compiled core of the gradient probes: averaged gradients along paths, reduced in-graph.
 
-One tf.function evaluates, for a chunk of b samples and K points per sample, every head's
-gradient with respect to every input at all b * K points in one batch (one persistent tape),
-averages them over the points with quadrature weights, multiplies by the method's factor and
-reduces to per-sample sums before anything leaves the graph. Memory is bounded by the rows per
+One compiled function evaluates, for a chunk of b samples and K points per sample, every
+head's gradient with respect to every input at all b * K points in one batch (one forward
+pass, one backward per score row), averages them over the points with quadrature weights,
+multiplies by the method's factor and reduces to per-sample sums before anything leaves the
+graph. Memory is bounded by the rows per
 pass (b * K); nothing of size (N, T, F) is ever copied to numpy.
 
 Token inputs (ids into an Embedding, whatever their dtype) have no gradient; they are attributed
 in embedding space: the graph is run with their Embedding call site given the point on the path
 (probes.model.graphrun), while the mask, if any, is still computed from the tokens.
+
+The algorithm is written once, in keras.ops; the Keras backend compiles it and takes the
+gradients (probes.engine.backends: tf.function and a tape, jax.jit and jax.vjp, or PyTorch's
+autograd).
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ def graph_outputs(model, plan: Plan, points, tokens, k, originals=None, replaced
     (b, ...) samples, or None) are what masks are computed from, repeated K times: a mask
     stays that of the sample all along its path. `replaced`: call sites computed by a
     function instead (probes.model.graphrun.run_graph; the one-hot path's projections)."""
-    import tensorflow as tf
+    from keras import ops
 
     from probes.model.graphrun import run_graph
 
@@ -90,14 +95,14 @@ def graph_outputs(model, plan: Plan, points, tokens, k, originals=None, replaced
         if site is None:
             feeds.append(p)
             if originals is not None:
-                fixed.append(tf.repeat(originals[i], k, axis=0))
+                fixed.append(ops.repeat(originals[i], k, axis=0))
         else:
-            feeds.append(tf.repeat(tokens[i], k, axis=0))  # (b * K, T) ids, sample-major
+            feeds.append(ops.repeat(tokens[i], k, axis=0))  # (b * K, T) ids, sample-major
             fixed.append(feeds[-1])
             given[site] = p
 
     def cast(xs):
-        return [x if x.dtype == t.dtype else tf.cast(x, t.dtype)
+        return [x if x.dtype == t.dtype else ops.cast(x, t.dtype)
                 for x, t in zip(xs, model.inputs)]
 
     return run_graph(model, cast(feeds), given=given, linear=plan.linear,
@@ -147,68 +152,76 @@ class PathFunction:
 
 def _compile_paths(model, plan: Plan, with_profile: bool, disconnected: set,
                    with_maps: bool = False):
-    import tensorflow as tf
+    from keras import ops
 
-    # Traced per shape, not with an open batch axis: the shape-specific graph of the
-    # recurrent gradient ran IG 12% slower when its batch axis was left open (measured).
-    # autograph=False: the body has no tensor-dependent Python control flow, and converting
-    # it (and run_graph, graph_outputs) took seconds of every first call (measured).
-    @tf.function(reduce_retracing=True, autograph=False)
+    from probes.engine import backends
+
+    backend = backends.get()
+
     def run(starts, deltas, extras, alphas, weights, factors, tokens, selectors):
-        k = tf.shape(alphas)[0]
+        k = ops.shape(alphas)[0]
         points, sizes = [], []
         for s, d, e in zip(starts, deltas, extras):
-            b = tf.maximum(tf.shape(s)[0], tf.shape(d)[0])  # a (1, ...) row broadcasts
+            b = _larger(ops.shape(s)[0], ops.shape(d)[0])  # a (1, ...) row broadcasts
             sizes.append(b)
-            rest = tf.shape(s)[1:]
-            bcast = tf.concat([[1, k], tf.ones_like(rest)], 0)
-            p = s[:, None] + tf.reshape(alphas, bcast) * d[:, None] + e[None]  # (b, K, ...)
-            points.append(tf.reshape(p, tf.concat([[b * k], rest], 0)))  # (b * K, ...)
+            rest = tuple(ops.shape(s)[1:])
+            a = ops.reshape(alphas, (1, k) + (1,) * len(rest))
+            p = s[:, None] + a * d[:, None] + e[None]  # (b, K, ...)
+            points.append(ops.reshape(p, (b * k,) + rest))  # (b * K, ...)
         # The sample itself: the end of an integrated-gradients path, or the point of the
         # local methods (whose deltas are 0); masks are computed from it.
         originals = ([s + d for s, d in zip(starts, deltas)] if plan.masks else None)
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(points)
+
+        def totals(points):
             outs = graph_outputs(model, plan, points, tokens, k, originals)
             # rows are independent samples: the sum's gradient is each row's own gradient
-            totals = [tf.reduce_sum(tf.reshape(outs[h], [tf.shape(outs[h])[0], -1])
-                                    * tf.repeat(sel, k, axis=0))
-                      for h, sel in zip(plan.rows, selectors)]
+            return [ops.sum(ops.reshape(outs[h], (ops.shape(outs[h])[0], -1))
+                            * ops.repeat(sel, k, axis=0))
+                    for h, sel in zip(plan.rows, selectors)]
+
+        _, row_grads = backend.row_gradients(totals, points)
         abs_sums, signed_sums, profiles = [], [], []
         maps = [[] for _ in starts]  # per input, per row (b, ...)
-        for r, total in enumerate(totals):
-            grads = tape.gradient(total, points)
+        for r, grads in enumerate(row_grads):
             row_abs, row_signed, row_prof = [], [], []
             for i, (g, s, f, b) in enumerate(zip(grads, starts, factors, sizes)):
-                shape = tf.concat([[b, k], tf.shape(s)[1:]], 0)
+                shape = (b, k) + tuple(ops.shape(s)[1:])
                 if g is None:  # no gradient: recorded at trace time, zeros for the shapes
                     disconnected.add((r, i))
-                    g = tf.zeros(shape)
-                g = tf.reshape(g, shape)  # (b, K, ...)
-                g = tf.tensordot(g, weights, axes=[[1], [0]])  # (b, ...)
+                    g = ops.zeros(shape)
+                g = ops.reshape(g, shape)  # (b, K, ...)
+                g = ops.tensordot(g, weights, axes=([1], [0]))  # (b, ...)
                 a = g * f  # f: (b, ...) or a (1, ...) row
-                flat = tf.reshape(a, [tf.shape(a)[0], -1])
-                row_abs.append(tf.reduce_sum(tf.abs(flat), axis=1))
-                row_signed.append(tf.reduce_sum(flat, axis=1))
+                flat = ops.reshape(a, (ops.shape(a)[0], -1))
+                row_abs.append(ops.sum(ops.abs(flat), axis=1))
+                row_signed.append(ops.sum(flat, axis=1))
                 if with_profile:
-                    t = tf.reshape(tf.abs(a), [tf.shape(a)[0], tf.shape(a)[1], -1])
-                    row_prof.append(tf.reduce_sum(t, axis=2))  # (b, T)
+                    t = ops.reshape(ops.abs(a), (ops.shape(a)[0], ops.shape(a)[1], -1))
+                    row_prof.append(ops.sum(t, axis=2))  # (b, T)
                 if with_maps:  # (b, T, ...) without the feature axis, or (b, D) whole
-                    maps[i].append(tf.reduce_sum(a, axis=-1) if len(s.shape) >= 3 else a)
-            abs_sums.append(tf.stack(row_abs))
-            signed_sums.append(tf.stack(row_signed))
+                    maps[i].append(ops.sum(a, axis=-1) if len(s.shape) >= 3 else a)
+            abs_sums.append(ops.stack(row_abs))
+            signed_sums.append(ops.stack(row_signed))
             if with_profile:
-                profiles.append(tf.stack(row_prof))
-        del tape
-        prof = tf.stack(profiles) if with_profile else tf.zeros([0])
-        return (tf.stack(abs_sums), tf.stack(signed_sums), prof,
-                tuple(tf.stack(m) for m in maps) if with_maps else ())
+                profiles.append(ops.stack(row_prof))
+        prof = ops.stack(profiles) if with_profile else ops.zeros((0,))
+        return (ops.stack(abs_sums), ops.stack(signed_sums), prof,
+                tuple(ops.stack(m) for m in maps) if with_maps else ())
 
-    return run
+    return backend.compile(run, model)
+
+
+def _larger(a, b):
+    """max(a, b) of two sizes, each an int or (TensorFlow, an open axis) a scalar tensor."""
+    from keras import ops
+
+    if isinstance(a, int) and isinstance(b, int):
+        return max(a, b)
+    return ops.maximum(a, b)
 
 
 def points_forward(model, plan: Plan):
-    """tf.function(points, tokens, selectors, originals) -> per score row (b,) scores at the
+    """A compiled (points, tokens, selectors, originals) -> per score row (b,) scores at the
     points (one node per sample), masks computed from `originals`: the endpoints of an
     integrated-gradients path, without gradients."""
     from probes.engine.forward import cached
@@ -217,14 +230,17 @@ def points_forward(model, plan: Plan):
 
 
 def _compile_points(model, plan: Plan):
-    import tensorflow as tf
+    from keras import ops
 
-    @tf.function(reduce_retracing=True, autograph=False)  # see _compile_paths
+    from probes.engine import backends
+
     def run(points, tokens, selectors, originals):
         outs = graph_outputs(model, plan, points, tokens, 1, originals if plan.masks else None)
-        return tf.stack([tf.reduce_sum(tf.reshape(outs[h], [tf.shape(outs[h])[0], -1]) * sel,
-                                       axis=1)
-                         for h, sel in zip(plan.rows, selectors)])  # (R, b)
+        return ops.stack([ops.sum(ops.reshape(outs[h], (ops.shape(outs[h])[0], -1)) * sel,
+                                  axis=1)
+                          for h, sel in zip(plan.rows, selectors)])  # (R, b)
+
+    run = backends.get().compile(run, model)
 
     def scores(points, tokens, selectors, originals):  # split across probes.engine.devices.use's
         from probes.engine import devices

@@ -8,7 +8,8 @@ rows (probes.engine.projected): the input matmul, ~80% of an LSTM's FLOPs at F =
 forward pass takes such an input as (N, T) int32 codes (probes.engine.forward.compiled_forward); the
 gradient probes attribute it at the projection (probes.engine.onehot_grads). Anything else (another
 layer reading the input, a mask, a stateful or state-returning RNN, an input of another rank)
-keeps the dense path, with a note saying why.
+keeps the dense path, with a note saying why; so does every input under a Keras backend other
+than TensorFlow (probes.engine.backends): the fast path is TensorFlow-only.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def gather_sites(model) -> tuple[dict[int, tuple], dict[int, str]]:
         ({input index: ((layer, call index), ...)}, {input index: why not}) for the (N, T, F)
         float inputs that reach a head; other inputs are in neither.
     """
+    from probes.engine import backends
     from probes.model.graph import consumers
     from probes.engine.projected import kernel, unsupported
 
@@ -98,6 +100,10 @@ def gather_sites(model) -> tuple[dict[int, tuple], dict[int, str]]:
                 sites[i] = tuple(sorted(found, key=lambda s: (s[0].name, s[1])))
             elif found:
                 why[i] = reasons[0]
+        if backends.name() != "tensorflow":  # the gathered kernels and their gradients are tf
+            why.update((i, f"the one-hot path is TensorFlow-only; the Keras backend is "
+                           f"{backends.name()!r}") for i in sites)
+            sites = {}
         _SITES[model] = (sites, why)
     return _SITES[model]
 

@@ -1,4 +1,4 @@
-"""Importing TensorFlow without its start-up banner on stderr.
+"""Importing TensorFlow (when it is Keras' backend) without its start-up banner on stderr.
 
 TensorFlow 2.21 writes absl lines ("All log messages before absl::InitializeLog()...",
 oneDNN and CUDA notices) from C++ before any Python logging setting applies, and no
@@ -8,6 +8,7 @@ pointed at /dev/null for the duration of the import and first op, then restores 
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -23,20 +24,30 @@ class _NoRetracingNotice(logging.Filter):
 
 
 def import_tensorflow(before_start=None):
-    """Imports tensorflow and keras quietly (once); returns the tensorflow module.
+    """Imports keras and tensorflow quietly (once); returns the tensorflow module, or None when
+    TensorFlow is not Keras' backend (probes.engine.backends; the probes then never use it).
 
     `before_start` is called after the first import and before the first op starts
     TensorFlow's devices (what must precede it: splitting the CPU into logical devices).
     """
     if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
+        import keras
+
+        return sys.modules["tensorflow"] if keras.config.backend() == "tensorflow" else None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import keras  # noqa: F401
+        import keras
+
+        if keras.config.backend() != "tensorflow":
+            # Keras still imports TensorFlow, when installed, to serialise a model's config
+            # (the fingerprint's): import it here, quietly, but run nothing on it.
+            if importlib.util.find_spec("tensorflow") is not None:
+                import tensorflow  # noqa: F401
+            return None
         import tensorflow as tf
 
         if before_start is not None:

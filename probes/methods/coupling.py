@@ -25,7 +25,7 @@ import numpy as np
 
 from probes.engine.forward import cached, chunks, run_all
 from probes.model import data as pdata
-from probes.model.losses import head_losses, mean_losses, tf_mean_losses
+from probes.model.losses import head_losses, mean_losses, tensor_mean_losses
 from probes.results import resultio
 from probes.results.protocol import Result
 from probes.methods.taskgrads import (
@@ -44,35 +44,37 @@ def stateless_outputs(model, values, xs) -> list:
     site (`probes.model.graphrun.run_graph`) inside a Keras StatelessScope, the mechanism of
     `Layer.stateless_call`, which maps each variable read to its value and keeps any write
     in the scope (thread-local, so another thread's probe never sees these values)."""
-    import keras
-    import tensorflow as tf
+    from keras import ops
 
+    from probes.engine.backends import stateless_scope
     from probes.model.graphrun import run_graph
 
-    xs = [tf.cast(x, t.dtype) if x.dtype != t.dtype else x for x, t in zip(xs, model.inputs)]
-    with keras.StatelessScope(state_mapping=list(zip(model.trainable_variables, values))):
+    xs = [ops.cast(x, t.dtype) if x.dtype != t.dtype else x for x, t in zip(xs, model.inputs)]
+    with stateless_scope(zip(model.trainable_variables, values)):
         return run_graph(model, xs)
 
 
 def stateless_forward(model):
-    """forward(values, xs) -> per head output tensors, `stateless_outputs` as one tf.function
-    per model traced once for any number of rows (so outputs before and after a step come
-    from the same compiled function with the same shapes: bit-identical where a head does not
-    read the stepped values)."""
+    """forward(values, xs) -> per head output tensors, `stateless_outputs` compiled once per
+    model (probes.engine.backends; TensorFlow traces it once for any number of rows), so
+    outputs before and after a step come from the same compiled function with the same
+    shapes: bit-identical where a head does not read the stepped values."""
     return cached(model, ("stateless_forward",), lambda: _compile_stateless(model))
 
 
 def _compile_stateless(model):
-    import tensorflow as tf
+    from probes.engine import backends
 
+    backend = backends.get()
     dtypes = [str(t.dtype) for t in model.inputs]
-    variables = [tf.TensorSpec(v.shape, v.dtype) for v in model.trainable_variables]
-    inputs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), d)
+    variables = [backend.spec(v.shape, v.dtype) for v in model.trainable_variables]
+    inputs = [backend.spec((None,) + tuple(t.shape[1:]), d)
               for t, d in zip(model.inputs, dtypes)]
 
-    @tf.function(input_signature=[variables, inputs], autograph=False)
-    def compiled(values, xs):
+    def outputs(values, xs):
         return stateless_outputs(model, values, xs)
+
+    compiled = backend.compile(outputs, model, specs=[variables, inputs])
 
     def forward(values, xs):
         return compiled(list(values), [np.asarray(x, d) for x, d in zip(xs, dtypes)])
@@ -237,19 +239,22 @@ def training_monitor(model, probe_inputs, probe_labels, *, every: int = 8,
         record, the step, per-group norms and cosines, losses and the affinity matrix.
     """
     import keras
-    import tensorflow as tf
+
+    from probes.engine import backends
 
     variables, groups = variable_groups(model)
     heads = pdata.output_names(model)
     # Tensors once: the fixed batch is not converted again at every record.
-    xs = [tf.constant(np.asarray(x, np.float32)) for x in probe_inputs]
-    ys = [tf.constant(np.asarray(y, np.float64).reshape(len(y), -1)) for y in probe_labels]
+    xs = [keras.ops.convert_to_tensor(np.asarray(x, np.float32)) for x in probe_inputs]
+    ys = [keras.ops.convert_to_tensor(np.asarray(y, np.float64).reshape(len(y), -1))
+          for y in probe_labels]
     grads_fn = gradient_function(model, variables) if groups else None
     losses = head_losses(model)
 
-    @tf.function(reduce_retracing=True, autograph=False)
-    def losses_fn(values, xs, ys):  # the losses with the shared weights stepped, stateless
-        return tf_mean_losses(stateless_outputs(model, values, xs), ys, losses)
+    def stepped_losses(values, xs, ys):  # the losses with the shared weights stepped, stateless
+        return tensor_mean_losses(stateless_outputs(model, values, xs), ys, losses)
+
+    losses_fn = backends.get().compile(stepped_losses, model)
 
     class Monitor(keras.callbacks.Callback):
         def __init__(self):

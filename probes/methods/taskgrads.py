@@ -42,28 +42,30 @@ def own_variables(model, head: str) -> list:
 
 
 def loss_function(model):
-    """(xs, ys) -> (H,) tf mean loss per head: the model's graph run on xs (one tensor per
-    input, model order) in inference mode (`probes.model.graphrun.run_graph`: any input and output
+    """(xs, ys) -> (H,) mean loss per head: the model's graph run on xs (one tensor per input,
+    model order) in inference mode (`probes.model.graphrun.run_graph`: any input and output
     structure, heads in `probes.model.graph.heads` order), each head's loss under the one rule of
-    `probes.model.losses` (for use inside a tf.function)."""
-    import tensorflow as tf
+    `probes.model.losses`, in keras.ops (for use inside a compiled function,
+    probes.engine.backends)."""
+    from keras import ops
 
     from probes.model.graphrun import run_graph
-    from probes.model.losses import head_losses, tf_mean_losses
+    from probes.model.losses import head_losses, tensor_mean_losses
 
     losses = head_losses(model)
 
     def run(xs, ys):
-        xs = [tf.cast(x, t.dtype) if x.dtype != t.dtype else x
-              for x, t in zip(map(tf.convert_to_tensor, xs), model.inputs)]
-        return tf_mean_losses(run_graph(model, xs), ys, losses)
+        xs = [ops.cast(x, t.dtype) if x.dtype != t.dtype else x
+              for x, t in zip(map(ops.convert_to_tensor, xs), model.inputs)]
+        return tensor_mean_losses(run_graph(model, xs), ys, losses)
 
     return run
 
 
 def gradient_function(model, variables):
-    """tf.function(xs, ys) -> (losses (H,), per head a list of gradients, one per variable); one per
-    model and variables, shared by the probes of a process (probes.engine.forward.cached)."""
+    """A compiled (xs, ys) -> (losses (H,), per head a list of gradients, one per variable);
+    one per model and variables, shared by the probes of a process
+    (probes.engine.forward.cached)."""
     from probes.engine.forward import cached
 
     return cached(model, ("task_gradients", tuple(id(v) for v in variables)),
@@ -71,21 +73,15 @@ def gradient_function(model, variables):
 
 
 def _gradient_function(model, variables):
-    import tensorflow as tf
+    from probes.engine import backends
 
+    backend = backends.get()
     losses = loss_function(model)
 
-    @tf.function(reduce_retracing=True, autograph=False)  # see gradients._compile_paths
     def run(xs, ys):
-        with tf.GradientTape(persistent=True) as tape:
-            per = losses(xs, ys)
-            parts = tf.unstack(per)
-        grads = [tape.gradient(p, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-                 for p in parts]
-        del tape
-        return per, grads
+        return backend.variable_gradients(lambda: losses(xs, ys), variables)
 
-    return run
+    return backend.compile(run, model)
 
 
 def add_weighted(total, grads, weight: float):

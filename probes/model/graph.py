@@ -14,6 +14,7 @@ that pairs names with tensors (probes.model.graphrun returns a run's outputs in 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import re
 import weakref
@@ -115,8 +116,12 @@ class Structure(Result):
 GRAPHLESS = ("structure, no-path checks and graph pages need one; ablation and the gradient "
              "probes run by calling it on data")
 _VIEWS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-# Views of subclassed models: view -> (the model, its head names); see `called_view`.
+# Views of subclassed models: view -> (the model, its head names); see `called_view`. A view
+# calls its model (holds it), so the last CALLED_KEPT views are kept, not one per model ever
+# probed: a view is made again (and its passes traced again) after that.
 _CALLED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CALLED_KEPT: collections.OrderedDict = collections.OrderedDict()
+CALLED_KEPT = 8
 
 
 def functional(model, like=None):
@@ -188,7 +193,7 @@ def called_view(model, like):
     list, or the one tensor: the first form its call accepts), its outputs the heads, named by
     their dict keys or output_K. One call site, the user's model, holds every layer: the
     probes run it by calling it, and the graph claims no structural zeros. Made once per model
-    and input signature; the user's model is not changed.
+    and input signature (the last CALLED_KEPT kept); the user's model is not changed.
 
     Args:
         like: {name: (N, ...) array} or a list of arrays (one array: a list of one).
@@ -199,9 +204,10 @@ def called_view(model, like):
         f"input_{k}": x for k, x in enumerate(like if isinstance(like, (list, tuple))
                                               else [like])}
     signature = tuple((name, _spec(x)) for name, x in named.items())
-    views = _VIEWS.setdefault(model, {})  # signature -> view
-    if signature in views:
-        return views[signature]
+    key = (id(model), signature)
+    if key in _CALLED_KEPT and _CALLED_KEPT[key][0] is model:
+        _CALLED_KEPT.move_to_end(key)
+        return _CALLED_KEPT[key][1]
     inputs = [keras.Input(shape=shape, dtype=dtype, name=name)
               for name, (shape, dtype) in signature]
     forms = [dict(zip(named, inputs)), list(inputs)] + ([inputs[0]] if len(inputs) == 1 else [])
@@ -224,7 +230,9 @@ def called_view(model, like):
              else tuple(f"output_{k}" for k in range(len(outputs))))
     view = keras.Model(inputs, outputs, name=model.name)
     _CALLED[view] = (model, names)
-    views[signature] = view
+    _CALLED_KEPT[key] = (model, view)
+    while len(_CALLED_KEPT) > CALLED_KEPT:  # a view holds its model: keep the last few only
+        _CALLED_KEPT.popitem(last=False)
     return view
 
 

@@ -1,4 +1,4 @@
-"""Each head's loss: one rule, decided from the model, in numpy (float64) and in TensorFlow.
+"""Each head's loss: one rule, decided from the model, in numpy (float64) and in keras.ops.
 
 The rule, per head (`probes.model.graph.heads` order), from the layer that produces its output
 (followed into a nested functional model):
@@ -113,39 +113,38 @@ def _sample_loss(o, y, loss: HeadLoss) -> np.ndarray:
     return ((o - y) ** 2).mean(axis=(1, 2))
 
 
-def tf_mean_losses(outs, ys, losses):
-    """(H,) tf.float32 mean loss over the samples, the formulas of `sample_losses` in
-    TensorFlow (differentiable; for task gradients and the training monitor).
+def tensor_mean_losses(outs, ys, losses):
+    """(H,) float32 mean loss over the samples, the formulas of `sample_losses` in keras.ops
+    (differentiable under any backend; for task gradients and the training monitor).
 
     Args:
         outs: per head (N, ...) output tensors; ys: per head (N, ...) labels; losses: per head
             a HeadLoss.
     """
-    import tensorflow as tf
+    from keras import ops
 
-    return tf.stack([_tf_mean_loss(o, y, loss) for o, y, loss in zip(outs, ys, losses)])
+    return ops.stack([_tensor_mean_loss(o, y, loss) for o, y, loss in zip(outs, ys, losses)])
 
 
-def _tf_mean_loss(o, y, loss: HeadLoss):
-    import tensorflow as tf
+def _tensor_mean_loss(o, y, loss: HeadLoss):
+    from keras import ops
 
-    o = tf.cast(o, tf.float32)
-    y = tf.cast(y, tf.float32)
-    n = tf.shape(o)[0]
+    o = ops.cast(o, "float32")
+    y = ops.cast(y, "float32")
+    n = ops.shape(o)[0]
     # One integer class per position: a label width of output width / classes (static).
     integer = (loss.classes > 1 and None not in (*o.shape[1:], *y.shape[1:])
                and math.prod(y.shape[1:]) * loss.classes == math.prod(o.shape[1:]))
-    o = tf.reshape(o, [n, -1, loss.classes])  # (N, P, C)
-    y = tf.reshape(y, [n, -1])
+    o = ops.reshape(o, (n, -1, loss.classes))  # (N, P, C)
+    y = ops.reshape(y, (n, -1))
     if loss.kind == "categorical_crossentropy":
         if integer:
-            y = tf.one_hot(tf.cast(y, tf.int32), loss.classes, dtype=tf.float32)
-        y = tf.reshape(y, tf.shape(o))
-        p = tf.clip_by_value(o / tf.reduce_sum(o, axis=-1, keepdims=True), EPSILON,
-                             1 - EPSILON)
-        return tf.reduce_mean(-tf.reduce_sum(y * tf.math.log(p), axis=-1))
-    y = tf.reshape(y, tf.shape(o))
+            y = ops.one_hot(ops.cast(y, "int32"), loss.classes, dtype="float32")
+        y = ops.reshape(y, ops.shape(o))
+        p = ops.clip(o / ops.sum(o, axis=-1, keepdims=True), EPSILON, 1 - EPSILON)
+        return ops.mean(-ops.sum(y * ops.log(p), axis=-1))
+    y = ops.reshape(y, ops.shape(o))
     if loss.kind == "bce":
-        p = tf.clip_by_value(o, EPSILON, 1 - EPSILON)
-        return tf.reduce_mean(-(y * tf.math.log(p) + (1 - y) * tf.math.log(1 - p)))
-    return tf.reduce_mean(tf.square(o - y))
+        p = ops.clip(o, EPSILON, 1 - EPSILON)
+        return ops.mean(-(y * ops.log(p) + (1 - y) * ops.log(1 - p)))
+    return ops.mean(ops.square(o - y))

@@ -198,7 +198,8 @@ def _shard(model_file: bytes, modules: tuple, probe: str, inputs: dict, labels, 
     started = time.perf_counter()
     from probes.engine.quiet import import_tensorflow
 
-    tf = import_tensorflow()
+    import_tensorflow()
+    from probes.engine import backends
     from probes.engine.forward import op_message
     from probes.run.shards import run_shard
 
@@ -206,7 +207,7 @@ def _shard(model_file: bytes, modules: tuple, probe: str, inputs: dict, labels, 
     try:
         res = run_shard(probe, model, inputs, shard=shard, labels=labels, seed=seed,
                         model_name=model_name, **params)
-    except tf.errors.OpError as err:  # as the command says it for a plain run
+    except backends.get().errors() as err:  # as the command says it for a plain run
         raise ValueError(f"Expected inputs the model can run on; received an error from the "
                          f"model: {op_message(err)}") from None
     return res, time.perf_counter() - started

@@ -275,8 +275,8 @@ def _forward_parts(model, xs, part_tensors, batch_size) -> list[np.ndarray]:
     weights. A part read from another head's output keeps that head's activation.
     """
     import keras
-    import tensorflow as tf
 
+    from probes.engine import backends
     from probes.model.graphrun import linear_copy, run_graph
 
     feeds, calls = {}, []  # id -> tensor an output layer reads; per head its call
@@ -288,10 +288,10 @@ def _forward_parts(model, xs, part_tensors, batch_size) -> list[np.ndarray]:
     sibling = keras.Model(model.inputs, list(part_tensors) + list(feeds.values()))
     k = len(part_tensors)
     dtypes = [str(t.dtype) for t in model.inputs]
-    specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), d) for t, d in zip(model.inputs, dtypes)]
+    backend = backends.get()
+    specs = [backend.spec((None,) + tuple(t.shape[1:]), d) for t, d in zip(model.inputs, dtypes)]
 
-    @tf.function(input_signature=[specs], autograph=False)
-    def compiled(inputs):
+    def parts_and_logits(inputs):
         got = run_graph(sibling, inputs)
         values = dict(zip(feeds, got[k:]))
         logits = []
@@ -302,5 +302,6 @@ def _forward_parts(model, xs, part_tensors, batch_size) -> list[np.ndarray]:
             logits.append(keras.tree.flatten(call(*args, **kwargs))[out])
         return got[:k] + logits
 
+    compiled = backend.compile(parts_and_logits, model, specs=[specs])
     return run_all(lambda chunk: compiled([np.asarray(x, d) for x, d in zip(chunk, dtypes)]),
                    xs, batch_size)
