@@ -79,11 +79,16 @@ def test_an_input_alone_in_its_head_is_decided_by_the_paired_t_test():
     p = sps.ttest_1samp(0.95 * e[0, 0], 0.0, alternative="greater").pvalue
     np.testing.assert_allclose(s.p_value[0, 0], p, rtol=1e-9)  # one tested cell: Holm is 1x
     assert s.verdict.tolist() == [["depends", "structural_zero"]]
-    # With a path from the other input its share is unseen, not shown to be small.
+    # With a path from the other input, 40 samples could miss it moving the head on up to
+    # 3/40 of samples (the rule of three): unseen, not shown to be small.
     s = summarize(_result(e))
     assert s.verdict.tolist() == [["inconclusive", "zero"]]
     assert s.reason[0, 0] == ("depends refused: no other input with a path moved the head on "
-                              "any sample")
+                              "any of fewer than 60 samples")
+    # From 60 samples on, the one-input test decides as without the path.
+    e = np.zeros((1, 2, 60))
+    e[0, 0] = rng.exponential(size=60)
+    assert summarize(_result(e)).verdict.tolist() == [["depends", "zero"]]
 
 
 def test_a_claim_resting_on_a_heavy_tail_is_refused_with_its_reason():
