@@ -64,12 +64,24 @@ def _studentised(sums: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.log(me / mo), np.sqrt(np.maximum(ss, 0.0) / (n - 1) / n)
 
 
-def with_copies(e: np.ndarray, o: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """e, o (cells, N) with COPIES more copies of each cell's sample j (cells,) appended ->
-    (cells, N + COPIES) each: the most adverse sample's weight for the unseen tail."""
+def copies_for(k: np.ndarray) -> np.ndarray:
+    """Copies of the most adverse sample that stand for the unseen tail, per cell, from the
+    k-hat of the effect that would refute the claim: under a Pareto tail of shape k < 1 a
+    value beyond the sample's largest m averages m / (1 - k), and about one of N + 1 samples
+    lies there; so ceil(1 / (1 - k)) copies, at least COPIES (k <= 1/2, or not judged)."""
+    k = np.asarray(k, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tail = np.ceil(1 / (1 - np.where(np.isfinite(k), np.clip(k, 0.0, K_HAT), 0.0)))
+    return np.maximum(COPIES, tail).astype(int)
+
+
+def with_copies(e: np.ndarray, o: np.ndarray, j: np.ndarray, copies: int = COPIES
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """e, o (cells, N) with `copies` more copies of each cell's sample j (cells,) appended ->
+    (cells, N + copies) each: the most adverse sample's weight for the unseen tail."""
     pick = j[:, None]
-    return (np.concatenate([e, np.repeat(np.take_along_axis(e, pick, -1), COPIES, -1)], -1),
-            np.concatenate([o, np.repeat(np.take_along_axis(o, pick, -1), COPIES, -1)], -1))
+    return (np.concatenate([e, np.repeat(np.take_along_axis(e, pick, -1), copies, -1)], -1),
+            np.concatenate([o, np.repeat(np.take_along_axis(o, pick, -1), copies, -1)], -1))
 
 
 def statistic(e: np.ndarray, o: np.ndarray, delta: float) -> np.ndarray:

@@ -141,18 +141,26 @@ def _tests(effects: np.ndarray, delta: float, resamples: int, seed: int | None,
     t = np.full(alone.shape, np.nan)
     p_dep, p_neg = sharetest.paired_t(d)
     ratio = ~alone & ~untested
+    part, k = sharetest.refusals(o)
+    against_negligible = sharetest.refusals(e)
     if np.any(ratio):
         with np.errstate(divide="ignore", invalid="ignore"):  # resamples without e or o
-            for claim, pick in (("depends", np.argmin), ("negligible", np.argmax)):
-                a, b = sharetest.with_copies(e[ratio], o[ratio], pick(d[ratio], axis=-1))
-                t_claim, p_d, p_n = sharetest.bootstrap_t(
-                    a, b, delta, resamples, generator(seed, "bootstrap_t"))
-                if claim == "depends":
-                    p_dep[ratio] = p_d
-                else:
-                    p_neg[ratio] = p_n
+            # Each claim on the samples plus copies of its most adverse one, as many as the
+            # tail of the effect that would refute it hides (sharetest.copies_for).
+            for claim, pick, tail in (("depends", np.argmin, k),
+                                      ("negligible", np.argmax, against_negligible[1])):
+                copies = sharetest.copies_for(tail)
+                for c in np.unique(copies[ratio]):
+                    cells = ratio & (copies == c)
+                    a, b = sharetest.with_copies(e[cells], o[cells],
+                                                 pick(d[cells], axis=-1), int(c))
+                    _, p_d, p_n = sharetest.bootstrap_t(
+                        a, b, delta, resamples, generator(seed, "bootstrap_t"))
+                    if claim == "depends":
+                        p_dep[cells] = p_d
+                    else:
+                        p_neg[cells] = p_n
             t[ratio] = sharetest.statistic(e[ratio], o[ratio], delta)
-    part, k = sharetest.refusals(o)
     # Alone, but another input has a path to the head: in fewer than UNSEEN_N samples it may
     # move the head on a fraction of samples that none of them shows (at most 3 / N with 95%
     # confidence, the rule of three: 5% at 60 samples), so `depends` is not claimed.
@@ -162,7 +170,7 @@ def _tests(effects: np.ndarray, delta: float, resamples: int, seed: int | None,
     return {"t": t, "p_depends": np.where(untested, np.nan, p_dep),
             "p_negligible": np.where(untested, np.nan, p_neg),
             "refuse_depends": (np.where(unseen, np.inf, part), k),
-            "refuse_negligible": sharetest.refusals(e)}
+            "refuse_negligible": against_negligible}
 
 
 def share_p_values(effects: np.ndarray, delta: float = 0.05, *, resamples: int = 1999,
