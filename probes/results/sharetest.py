@@ -27,7 +27,8 @@ import numpy as np
 from scipy.special import stdtr
 
 FEW = 0.5  # the largest sample's part of the sum beyond which one sample decides the mean
-COPIES = 2  # more copies of the most adverse sample
+UNSEEN = 3  # unseen part of the distribution beyond the largest sample, x 1 / N (95%)
+UNJUDGED_K = 0.5  # the tail shape assumed where k-hat is not judged (fewer than 50 samples)
 # PSIS' threshold. k = 1/2 (no variance beyond it) refused real models' clear claims: the
 # attribution effects of tests/zoo.py at 64 samples have k-hat 0.54-0.69 for shares of
 # 0.21-0.51 far from delta. Open (issue 28): a refusal that weighs how far the claim is from
@@ -66,16 +67,19 @@ def _studentised(sums: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def copies_for(k: np.ndarray) -> np.ndarray:
     """Copies of the most adverse sample that stand for the unseen tail, per cell, from the
-    k-hat of the effect that would refute the claim: under a Pareto tail of shape k < 1 a
-    value beyond the sample's largest m averages m / (1 - k), and about one of N + 1 samples
-    lies there; so ceil(1 / (1 - k)) copies, at least COPIES (k <= 1/2, or not judged)."""
+    k-hat of the effect that would refute the claim. With 95% confidence the part of the
+    distribution beyond the N samples' largest value m holds at most UNSEEN / N of it (the
+    rule of three: a probability p leaves N samples without a draw there with chance
+    (1 - p)^N = e^-3 = 5% at p = 3 / N); under a generalized Pareto tail of shape k < 1 a value
+    beyond m averages at most m / (1 - k). So that part adds at most UNSEEN / (1 - k) x m / N
+    to the mean: ceil(UNSEEN / (1 - k)) copies of the most adverse sample, k clipped to
+    [0, K_HAT] and taken as 1/2 (the edge of finite variance) where it is not judged."""
     k = np.asarray(k, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tail = np.ceil(1 / (1 - np.where(np.isfinite(k), np.clip(k, 0.0, K_HAT), 0.0)))
-    return np.maximum(COPIES, tail).astype(int)
+    k = np.where(np.isfinite(k), np.clip(k, 0.0, K_HAT), UNJUDGED_K)
+    return np.ceil(UNSEEN / (1 - k) - 1e-9).astype(int)
 
 
-def with_copies(e: np.ndarray, o: np.ndarray, j: np.ndarray, copies: int = COPIES
+def with_copies(e: np.ndarray, o: np.ndarray, j: np.ndarray, copies: int
                 ) -> tuple[np.ndarray, np.ndarray]:
     """e, o (cells, N) with `copies` more copies of each cell's sample j (cells,) appended ->
     (cells, N + copies) each: the most adverse sample's weight for the unseen tail."""
