@@ -22,9 +22,12 @@ class Source:
     """A model and the samples to probe it on.
 
     Attributes:
-        model: the Keras model.
+        model: the functional model the probes run: the user's own, or a view of its layers
+            (a Sequential's, a subclassed model's called on the data, or the part after the
+            model's own preprocessing of strings and categories: probes.model.encoded).
         name: its identity in results (variant name or file path).
-        inputs: {input name: (N, ...) array, or a lazy input (probes.model.lazy)}.
+        inputs: {input name: (N, ...) array, or a lazy input (probes.model.lazy)}; an
+            input the model encodes itself as its encoding.
         labels: {head name: (N,) array} or None.
         run_dir: where results are saved by default (a variant's run directory), or None.
         notes: lines for the user (e.g. ignored arrays).
