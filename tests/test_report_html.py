@@ -110,9 +110,12 @@ def _artifacts(tmp_path, name) -> Path:
 def _browse(page_path: Path, shots: Path, sections=SECTIONS) -> dict:
     """Opens the page in headless Chromium; checks every section, hovers and clicks the first
     matrix cell, and (with coloured text) chooses another pair. Returns what it saw."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        pytest.fail("Expected playwright (the test extra: pip install '.[test]')")
+    if not Path(CHROMIUM).is_file():  # .ci/run installs it; a skip would hide the test
+        pytest.fail(f"Expected Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
     seen = {"errors": []}
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -199,3 +202,46 @@ def test_seed_variants_page_in_a_browser(tiny_runs, tmp_path):
     assert seen["text_before"] and seen["text_after"] != seen["text_before"]
     if os.environ.get("MTL_PROBE_ARTIFACTS"):  # the page itself, beside its screenshots
         shutil.copy(page, _artifacts(tmp_path, "seed-variants") / "report.html")
+
+
+def _sharing_page(user_report, seeds, tmp_path):
+    """(the page of the user's report with a sharing result of `seeds`, the result)."""
+    from probes.results import transfer
+    from tests.test_sharing import _result
+
+    rng = np.random.default_rng(1)
+    res = _result({arm: rng.uniform(0.6, 0.9, (2, 1, len(seeds))) for arm in transfer.ARMS},
+                  seeds=seeds)
+    saved = res.save(tmp_path)
+    out = tmp_path / "with-sharing.pdf"
+    result = CliRunner().invoke(main, ["report", "--model", str(user_report / "m.keras"),
+                                       "--data", str(user_report / "d.npz"), "--out", str(out),
+                                       "--sharing-result", str(saved)])
+    assert result.exit_code == 0, result.output
+    return out.with_suffix(".html"), res
+
+
+@pytest.mark.parametrize("seeds", [(0, 1, 2, 3), (0,)], ids=["4 seeds", "1 seed"])
+def test_sharing_curves_on_the_page_equal_the_result(user_report, seeds, tmp_path):
+    """The sharing section (`--sharing-result`): its curves are the result's own intervals
+    (one seed: no interval, null on the page), and the section is drawn."""
+    from probes.results import transfer
+
+    page, res = _sharing_page(user_report, seeds, tmp_path)
+    shown = embedded(page)["sharing"]
+    assert shown["sizes"] == [10] and shown["sentences"] == res.sentences()
+    for head in res.heads:
+        for arm in transfer.ARMS:
+            c = res.interval(head, arm, 10)
+            _equal(shown["curves"][head][arm]["mean"], [c.mean])
+            _equal(shown["curves"][head][arm]["low"], [c.low])
+            _equal(shown["curves"][head][arm]["high"], [c.high])
+    assert '<section id="section-sharing">' in page.read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_sharing_page_in_a_browser(user_report, tmp_path):
+    """One seed (no intervals: nulls in the curves) draws without a console error."""
+    page, _ = _sharing_page(user_report, (0,), tmp_path)
+    seen = _browse(page, _artifacts(tmp_path, "sharing"), SECTIONS + ("sharing",))
+    assert seen["errors"] == [] and seen["sharing"] > 0, seen
