@@ -57,6 +57,21 @@ HELD_OUT = (
 )
 HELD_OUT_SIZES = (10, 30, 100, 300, 1000)
 
+# The first held-out grid was evaluated once, on the first bootstrap-t rule (issue 28: `depends`
+# in 7.7% of data sets for "weibull beside pareto 1.5"); from then on it is a tuning grid too,
+# and this second held-out grid, committed before any further change to the rule, takes its
+# place: designs, distributions' parameters and sizes seen by neither.
+HELD_OUT_2 = (
+    ("gamma 0.3 beside pareto 1.6", "gamma 0.3", ("pareto 1.6",), 0.0),
+    ("pareto 1.6 among weibull 0.7", "pareto 1.6", ("weibull 0.7",) * 3, 0.0),
+    ("sparse 0.08 beside lognormal 1.4", "sparse 0.08", ("lognormal 1.4",), 0.4),
+    ("5 correlated gamma 0.7", "gamma 0.7", ("gamma 0.7",) * 4, 0.7),
+    ("uniform among sparse 0.15", "uniform", ("sparse 0.15",) * 2, 0.0),
+    ("lognormal 1.75 among exp", "lognormal 1.75", ("exponential",) * 2, 0.0),
+    ("halfnormal among pareto 2.2", "halfnormal", ("pareto 2.2",) * 3, 0.3),
+)
+HELD_OUT_2_SIZES = (15, 40, 120, 400, 800)
+
 SHARES = (0.05, 0.10, 0.20)  # the threshold, then the power points
 
 
