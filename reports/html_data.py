@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from reports.layout import MAIN
-from reports.pages_answer import _label, _layout, answer_text
+from reports.pages_answer import node_label, graph_layout, answer_text
 from reports.pages_paths import methods_text
 from reports.pages_text import PAD, PROBE as TEXT_PROBE, choose
 
@@ -127,14 +127,14 @@ def graph_data(s) -> dict:
     if not s.structure.get("readable", True):
         return {"readable": False}
     edges = [tuple(e) for e in s.structure["edges"]]
-    pos, _ = _layout(edges, s.inputs)
+    pos, _ = graph_layout(edges, s.inputs)
     shared = s.structure["shared_layers"]
     nodes = []
     for node, (x, y) in pos.items():
         layer = node.partition("#")[0]
         kind = ("shared" if layer in shared else "input" if node in s.inputs
                 else "head" if layer in s.heads else "layer")
-        nodes.append({"name": node, "label": _label(node, shared), "x": x, "y": y,
+        nodes.append({"name": node, "label": node_label(node, shared), "x": x, "y": y,
                       "kind": kind})
     return {"readable": True, "nodes": nodes, "edges": [list(e) for e in edges],
             "shared_layers": shared, "structural": s.structure["structural"]}

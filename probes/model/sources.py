@@ -85,13 +85,12 @@ def resolve(model, data=None, labels=None, samples: int | None = None, *,
         name = name or str(model)
         model = pdata.loaded_model(model, unsafe=unsafe, custom_modules=custom_modules)
     where, data_path = "inputs", None
-    if is_subclassed(model) and data is not None:  # its inputs are named by the data
-        if isinstance(data, (str, Path)):
-            where, data_path = f"data in {data}", str(data)
-            data, found = _split_labels(model, pdata.load_npz(data, None)[0])
-            labels = found if labels is None else labels
-        model = called_view(model, data)
-    model = functional(model)  # a Sequential as a functional view; the user's own is unchanged
+    if is_subclassed(model) and isinstance(data, (str, Path)):  # the data name its inputs
+        where, data_path = f"data in {data}", str(data)
+        data, found = _split_labels(model, pdata.load_npz(data, None)[0])
+        labels = found if labels is None else labels
+    # a Sequential or subclassed model as a functional view; the user's own is unchanged
+    model = functional(model, like=data)
     name = name or model.name
     if data is None:
         return Source(model=model, name=name, inputs={}, labels=None, run_dir=run_dir)
