@@ -6,6 +6,7 @@ size float one-hot of a few thousand pairs would take gigabytes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from typing import Callable
@@ -33,6 +34,22 @@ class FitResult:
     seconds: float
 
 
+@contextlib.contextmanager
+def _global_seed_unset():
+    """TensorFlow's global random seed unset inside the block, restored after it."""
+    from tensorflow.python.eager import context  # the global seed's only reader
+
+    seed = context.global_seed()
+    if seed is None:
+        yield
+        return
+    tf.random.set_seed(None)
+    try:
+        yield
+    finally:
+        tf.random.set_seed(seed)
+
+
 def dataset(tweets: TweetSet, labels: dict[str, np.ndarray], features: int, batch_size: int,
             shuffle_seed: int | None = None, weights: dict[str, np.ndarray] | None = None,
             repeat: bool = False) -> tf.data.Dataset:
@@ -57,8 +74,12 @@ def dataset(tweets: TweetSet, labels: dict[str, np.ndarray], features: int, batc
     else:
         ds = tf.data.Dataset.from_tensor_slices(codes)
     if shuffle_seed is not None:
-        # An op-level seed makes the order reproducible without touching global seeds.
-        ds = ds.shuffle(len(tweets), seed=shuffle_seed, reshuffle_each_iteration=True)
+        # An op-level seed makes the order reproducible, but TensorFlow mixes its global seed
+        # into it when one is set: unset for the shuffle's creation (and put back), so a run's
+        # weights never depend on what the process seeded before (tf.random.set_seed,
+        # keras.utils.set_random_seed).
+        with _global_seed_unset():
+            ds = ds.shuffle(len(tweets), seed=shuffle_seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size)

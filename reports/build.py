@@ -29,12 +29,17 @@ PAGES = (page_answer, page_models, page_accuracy, page_matrices, page_profiles, 
 
 
 def build(subject_dirs, out, *, probe_names, samples: int, seed: int, png_dir=None,
-          benchmark_png=None, sharing=None, progress=lambda line: None) -> Path:
+          benchmark_png=None, sharing=None, html=None, progress=lambda line: None) -> Path:
     """Loads every subject directory and writes the report to `out` (and PNGs of the pages
-    to `png_dir` if given). With `sharing` (a probes.results.transfer.SharingResult), one more page
+    to `png_dir` if given, and the same results as a web page to `html` if given:
+    reports.html). With `sharing` (a probes.results.transfer.SharingResult), one more page
     before the provenance page shows it. Returns the PDF path. Raises ValueError on a missing
     result."""
     subjects = [load_subject(d, probe_names, samples, seed) for d in subject_dirs]
+    if html is not None:
+        from reports.html import write_html
+
+        progress(f"wrote {write_html(subjects, html, sharing=sharing)}")
     with matplotlib.rc_context(STYLE):
         return _write(subjects, out, png_dir, benchmark_png, sharing, progress)
 

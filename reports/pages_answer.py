@@ -18,7 +18,8 @@ from reports.layout import (
 )
 
 # Kept importable from here (earlier versions defined them in this module).
-__all__ = ["MAIN", "answer_text", "new_page", "page_answer", "page_models", "paragraph"]
+__all__ = ["MAIN", "answer_text", "graph_layout", "new_page", "node_label", "page_answer",
+           "page_models", "paragraph"]
 
 
 def _shared_sentence(s) -> str:
@@ -128,7 +129,7 @@ def page_answer(subjects) -> Figure:
     return fig
 
 
-def _layout(edges, inputs):
+def graph_layout(edges, inputs):
     """Node -> (x, y): depth from the inputs, spread vertically; and the nodes per column."""
     preds: dict[str, set] = {}
     for a, b in edges:
@@ -156,7 +157,8 @@ def _layout(edges, inputs):
     return pos, cols
 
 
-def _label(node, shared):
+def node_label(node, shared):
+    """A graph node's label: the layer's name, with the call's index for a shared layer."""
     layer, _, idx = node.partition("#")
     return node if not idx else (f"{layer}\n(call {idx})" if layer in shared else layer)
 
@@ -173,9 +175,9 @@ def page_models(subjects) -> Figure:
             continue
         ax = fig.add_axes(box)
         edges = [tuple(e) for e in s.structure["edges"]]
-        pos, cols = _layout(edges, s.inputs)
+        pos, cols = graph_layout(edges, s.inputs)
         shared = s.structure["shared_layers"]
-        longest = max(len(line) for node in pos for line in _label(node, shared).split("\n"))
+        longest = max(len(line) for node in pos for line in node_label(node, shared).split("\n"))
         tallest = max(len(c) for c in cols.values())  # nodes in the fullest column
         size = fit_size(9, chars=longest + 2, width_pt=box[2] * POINTS[0] / (len(cols) + 0.3),
                         lines=2.6 * tallest, height_pt=box[3] * POINTS[1])
@@ -187,7 +189,7 @@ def page_models(subjects) -> Figure:
             layer = node.partition("#")[0]
             color = ("#f6c85f" if layer in shared else "#9dd9d2" if node in s.inputs
                      else "#c9d6f2" if layer in s.heads else "#eeeeee")
-            ax.text(x, y, _label(node, shared), ha="center", va="center", fontsize=size,
+            ax.text(x, y, node_label(node, shared), ha="center", va="center", fontsize=size,
                     bbox={"boxstyle": "round", "fc": color, "ec": "0.3"})
         ax.set_xlim(-0.15, 1.15)
         ax.set_ylim(0, 1)

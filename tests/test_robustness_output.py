@@ -236,3 +236,17 @@ def test_a_damaged_run_directory_is_named(tiny_runs, tmp_path, name, fragment):
     shutil.copytree(tiny_runs["separate"].path, run)
     (run / name).write_bytes((run / name).read_bytes()[:100])
     error(["ablate", "--run", run, "--mode", "zero"], fragment, str(run))
+
+
+def test_written_files_get_the_umasks_permissions(tmp_path):
+    """Atomic writes go through a private temporary file (mkstemp: 0600); the file written
+    gets what open() would give it (0666 less the process's umask), so others can read a
+    report."""
+    from probes.results import atomic
+
+    path = atomic.write_bytes(tmp_path / "r.html", b"x")
+    with open(tmp_path / "plain", "wb") as f:  # what open() gives, for comparison
+        f.write(b"x")
+    assert path.read_bytes() == b"x"
+    assert (path.stat().st_mode & 0o777) == ((tmp_path / "plain").stat().st_mode & 0o777)
+    assert (path.stat().st_mode & 0o777) != 0o600 or atomic._UMASK & 0o066 == 0o066

@@ -18,6 +18,9 @@ from probes.model.sources import DEFAULT_BATCH, DEFAULT_SAMPLES, requested_sampl
 @click.command()
 @click.option("--out", type=click.Path(dir_okay=False), default="report.pdf", show_default=True,
               help="The PDF to write (atomically).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="The interactive web page to write [default: --out's name with .html].")
+@click.option("--no-html", is_flag=True, help="Write the PDF only.")
 @click.option("--variants", default="concat,separate", show_default=True,
               callback=comma_list(VARIANTS),
               help=f"Built-in variants to compare, comma-separated ({', '.join(VARIANTS)}).")
@@ -52,20 +55,27 @@ from probes.model.sources import DEFAULT_BATCH, DEFAULT_SAMPLES, requested_sampl
                    "(about 15 minutes on 2 CPU cores the first time).")
 @click.option("--sharing-result", type=click.Path(exists=True), default=None,
               help="Add the sharing page from a saved sharing.json (or its folder) instead.")
-def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_modules, samples, seed,
-           batch_size, cache_dir, png_dir, benchmark_plot, corpus, with_sharing, sharing_result):
+def report(out, html_path, no_html, variants, run_dirs, model_path, data_path, unsafe,
+           custom_modules, samples, seed, batch_size, cache_dir, png_dir, benchmark_plot, corpus,
+           with_sharing, sharing_result):
     """Answer the question with evidence, as a PDF: train (or reuse) the variants (or take a
     user's model and data), run every probe whose result is not saved yet, and write the
     pages: the answer, the models' graphs, accuracy against references (or the labels' loss
     changes), every probe's matrix with intervals, profiles along each input, the shared
     weights, the concatenation, and method and provenance. Every page covers each model's own
-    heads and inputs; one with nothing to show for a model says why."""
+    heads and inputs; one with nothing to show for a model says why. The same results go to
+    an interactive web page beside the PDF (report.html: one offline file)."""
     started = time.perf_counter()
     if data_path and not model_path:
         raise click.UsageError("Expected --data only with --model; received --data alone")
     if model_path and not data_path:
         raise click.UsageError("Expected --data FILE.npz with --model; received none")
     out = Path(out)
+    if html_path and no_html:
+        raise click.UsageError("Expected --html PATH or --no-html; received both")
+    html = None if no_html else Path(html_path) if html_path else out.with_suffix(".html")
+    if html is not None and not html.parent.is_dir():
+        fail(ValueError(f"Expected an existing directory for --html; received {html.parent}"))
     if not out.parent.is_dir():
         fail(ValueError(f"Expected an existing directory for --out; received {out.parent}"))
     if with_sharing and sharing_result:
@@ -96,7 +106,7 @@ def report(out, variants, run_dirs, model_path, data_path, unsafe, custom_module
     try:
         path = build([d for _, d, _, _ in subjects], out, probe_names=list(REPORT_PROBES),
                      samples=n, seed=seed, png_dir=png_dir, benchmark_png=benchmark_plot,
-                     sharing=shared_worth, progress=progress)
+                     sharing=shared_worth, html=html, progress=progress)
     except (ValueError, OSError) as err:
         fail(err if isinstance(err, ValueError) else
              ValueError(f"Expected a writable --out; received {out}: {err}"))

@@ -26,9 +26,9 @@ def cached(model, key, build):
     """`build()`, once per model, key and the output layers' current activations.
 
     Tracing a compiled function of a recurrent model (and its gradient) takes seconds, so the
-    probes of one process share them. The activations are part of the key because a trace keeps the
-    activation it saw. The functions live beside the model, weakly keyed on it (never on the
-    model object): they go when the model goes.
+    probes of one process share them. The activations are part of the key because a trace
+    keeps the activation it saw. The functions live beside the model, weakly keyed on it
+    (never on the model object): they go when the model goes.
     """
     acts = tuple(id(getattr(t._keras_history.operation, "activation", None))
                  for t in model.outputs)

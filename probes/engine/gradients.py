@@ -4,8 +4,8 @@ One compiled function evaluates, for a chunk of b samples and K points per sampl
 head's gradient with respect to every input at all b * K points in one batch (one forward
 pass, one backward per score row), averages them over the points with quadrature weights,
 multiplies by the method's factor and reduces to per-sample sums before anything leaves the
-graph. Memory is bounded by the rows per
-pass (b * K); nothing of size (N, T, F) is ever copied to numpy.
+graph. Memory is bounded by the rows per pass (b * K); nothing of size (N, T, F) is ever copied
+to numpy.
 
 Token inputs (ids into an Embedding, whatever their dtype) have no gradient; they are attributed
 in embedding space: the graph is run with their Embedding call site given the point on the path

@@ -22,9 +22,12 @@ class Source:
     """A model and the samples to probe it on.
 
     Attributes:
-        model: the Keras model.
+        model: the functional model the probes run: the user's own, or a view of its layers
+            (a Sequential's, a subclassed model's called on the data, or the part after the
+            model's own preprocessing of strings and categories: probes.model.encoded).
         name: its identity in results (variant name or file path).
-        inputs: {input name: (N, ...) array, or a lazy input (probes.model.lazy)}.
+        inputs: {input name: (N, ...) array, or a lazy input (probes.model.lazy)}; an
+            input the model encodes itself as its encoding.
         labels: {head name: (N,) array} or None.
         run_dir: where results are saved by default (a variant's run directory), or None.
         notes: lines for the user (e.g. ignored arrays).
@@ -82,13 +85,12 @@ def resolve(model, data=None, labels=None, samples: int | None = None, *,
         name = name or str(model)
         model = pdata.loaded_model(model, unsafe=unsafe, custom_modules=custom_modules)
     where, data_path = "inputs", None
-    if is_subclassed(model) and data is not None:  # its inputs are named by the data
-        if isinstance(data, (str, Path)):
-            where, data_path = f"data in {data}", str(data)
-            data, found = _split_labels(model, pdata.load_npz(data, None)[0])
-            labels = found if labels is None else labels
-        model = called_view(model, data)
-    model = functional(model)  # a Sequential as a functional view; the user's own is unchanged
+    if is_subclassed(model) and isinstance(data, (str, Path)):  # the data name its inputs
+        where, data_path = f"data in {data}", str(data)
+        data, found = _split_labels(model, pdata.load_npz(data, None)[0])
+        labels = found if labels is None else labels
+    # a Sequential or subclassed model as a functional view; the user's own is unchanged
+    model = functional(model, like=data)
     name = name or model.name
     if data is None:
         return Source(model=model, name=name, inputs={}, labels=None, run_dir=run_dir)

@@ -15,11 +15,22 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # reading the mask sets it: put it back at once (at import, one thread)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def write_bytes(path, data: bytes) -> Path:
     """Writes `data` to a temporary file beside `path`, then renames it over `path`."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); a written file gets what open() would give
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
