@@ -11,6 +11,8 @@ Efron and Tibshirani 1993, ch. 12): p_depends = (1 + #{T* >= T}) / (B + 1), p_ne
 effects: a skewed input's small means come with small standard errors, and its lower tail is
 longer. A cell where no other input moves the head (mean o = 0) is decided by a paired t-test
 on d = e - delta t, a constant d by its sign, a constant share (se = 0) by its side of delta.
+Each claim's test runs on the samples plus copies of its most adverse sample, standing for
+the tail of the refuting effect that the samples have not seen (copies_for).
 
 Tail diagnostics (a claim is refused, `inconclusive`, with the reason): the claim
 `negligible` is refuted by an unseen tail of e, `depends` by one of o; for that x,
@@ -31,8 +33,7 @@ UNSEEN = 3  # unseen part of the distribution beyond the largest sample, x 1 / N
 UNJUDGED_K = 0.5  # the tail shape assumed where k-hat is not judged (fewer than 50 samples)
 # PSIS' threshold. k = 1/2 (no variance beyond it) refused real models' clear claims: the
 # attribution effects of tests/zoo.py at 64 samples have k-hat 0.54-0.69 for shares of
-# 0.21-0.51 far from delta. Open (issue 28): a refusal that weighs how far the claim is from
-# flipping (the factor the unseen tail must add to the mean), not the tail alone.
+# 0.21-0.51 far from delta; between 1/2 and 0.7 the copies (up to 10) carry the tail.
 K_HAT = 0.7
 UNSEEN_N = 60  # fewer samples can miss an input that moves the head on 5% of them (stats)
 MIN_TAIL = 10  # fewer tail samples make k-hat mostly its prior: not judged

@@ -6,19 +6,18 @@ inputs' summed effects o_n and the head's total t_n = e_n + o_n:
     head, else `zero` (a path exists but carries nothing);
   - otherwise two one-sided tests of the input's share of the head's effect, mean e / mean t
     (the share reported), against delta (default 0.05): bootstrap-t tests of its log odds,
-    each on the samples plus two more copies of the sample most adverse to its claim
-    (probes.results.sharetest gives the tests, their reference and the diagnostics). Their
-    p-values are Holm-corrected over the tested cells:
+    each on the samples plus ceil(3 / (1 - k)) copies of the sample most adverse to its claim
+    for the tail they have not seen (probes.results.sharetest gives the tests, their
+    reference and the diagnostics). Their p-values are Holm-corrected over the tested cells:
       `depends`      share significantly above delta (corrected p < alpha),
       `negligible`   share significantly below delta (the opposite one-sided test, corrected),
       `inconclusive` neither, or the claim refused by a tail diagnostic (one sample carries
                      most of the effect that would refute it, its Pareto k-hat is above 0.7,
                      or no other input with a path moved the head in fewer than 60 samples):
-                     the reason is in
-                     `Summary.reason`, the table and the JSON.
+                     the reason is in `Summary.reason`, the table and the JSON.
     The tests are on means, not ranks (an OR head depends on tweet_a only where tweet_b does
-    not already decide it, which a median misses) and scale-free. Chosen on the tuning grid of
-    benchmarks/grids.py, checked on its held-out grid (benchmarks/heldout.py).
+    not already decide it, which a median misses) and scale-free. Chosen on the tuning grids of
+    benchmarks/grids.py, checked on its second held-out grid (benchmarks/heldout.py).
 Two more verdicts say that the statistics cannot answer:
   `too_few_samples`  fewer than MIN_SAMPLES samples: the per-sample effects are kept and the
                      exact zeros are still reported, but no cell is tested;
