@@ -34,13 +34,15 @@ def build_model(variant: str, *, seq_len: int = 280, features: int = 256, units:
 
     Args:
         variant: one of VARIANTS.
-        seq_len, features: input shape (T, F) of each tweet.
+        seq_len: input steps T of each tweet, shape (T, F).
+        features: one-hot width F of each step.
         units: size of the shared LSTM's state (of each LSTM in the untied variants).
         hidden: width of concat_mlp's hidden layer (ignored by the other variants).
         seed: seed of every initializer, so the same seed gives the same initial weights. An
             untied variant starts from its tied counterpart's weights (`lstm_a` from
             `shared_lstm`'s) plus a fresh `lstm_b`.
-        learning_rate, clipnorm: RMSprop settings; clipping keeps full-size training stable.
+        learning_rate: RMSprop's learning rate.
+        clipnorm: RMSprop's gradient clipping; clipping keeps full-size training stable.
         loss_weights: weight of each head's loss in the training loss (and the validation
             loss); (1, 0) trains head_1's task alone, with head_2 left at its initial weights.
     Returns:

@@ -1,6 +1,6 @@
 """The architecture is checked, not described: import-linter's contracts (setup.cfg) hold on this
-tree and fail on a copy with one upward import; the README's layout table is the subpackages'
-own docstrings."""
+tree and fail on a copy with one upward import; the layout table of the docs
+(docs/explanation/architecture.md) is the subpackages' own docstrings."""
 
 import ast
 import os
@@ -67,8 +67,8 @@ def _job(sub: str) -> str:
     return re.split(r"(?<=\.)\s", " ".join(doc.split()), maxsplit=1)[0]
 
 
-def test_the_readme_layout_is_the_subpackages_docstrings():
-    readme = (ROOT / "README.md").read_text()
+def test_the_documented_layout_is_the_subpackages_docstrings():
+    readme = (ROOT / "docs" / "explanation" / "architecture.md").read_text()
     rows = dict(re.findall(r"^\s*\| `probes/(\w+)/` \| (.+?) \|$", readme, re.M))
     assert sorted(rows) == sorted(SUBPACKAGES)
     for sub in SUBPACKAGES:
