@@ -30,10 +30,11 @@ def test_holm_matches_a_hand_computation():
 
 
 def _bootstrap_t_p(e, o, delta, alternative, resamples, seed):
-    """The rule as the README states it, written out resample by resample: ceil(3 / (1 - k))
-    more copies of the sample most adverse to the claim (k: the k-hat of the effect whose tail
-    would refute it, clipped to [0, 0.7]), T of the share's log odds with its delta-method
-    standard error, and the count of studentised resamples T* beyond T."""
+    """The rule as docs/explanation/decision-rule.md states it, written out resample by
+    resample: ceil(3 / (1 - k)) more copies of the sample most adverse to the claim (k: the
+    k-hat of the effect whose tail would refute it, clipped to [0, 0.7]), T of the share's log
+    odds with its delta-method standard error, and the count of studentised resamples T*
+    beyond T."""
     d = [a - delta * (a + b) for a, b in zip(e, o)]
     j = d.index(max(d)) if alternative == "less" else d.index(min(d))
     k = min(max(float(sharetest.k_hat(e if alternative == "less" else o)), 0.0), 0.7)

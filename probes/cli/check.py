@@ -33,9 +33,9 @@ class BadInput(click.ClickException):
 @model_options
 def check(contract, as_json, write, force, **kw):
     """Check a dependency contract: which inputs each head must depend on, must be
-    independent of, or must have no path from (a TOML file; see the README). Prints every
-    clause with its evidence; exits 0 if all hold, 1 if one fails, 2 on a bad contract,
-    model or data."""
+    independent of, or must have no path from (a TOML file; see
+    docs/how-to/test-dependencies.md). Prints every clause with its evidence; exits 0 if all
+    hold, 1 if one fails, 2 on a bad contract, model or data."""
     from probes.testing import contract as pcontract
 
     if write:

@@ -36,7 +36,8 @@ REPORT_PROBES = {
     "paths/interaction": {},
     # Faithfulness and sanity on the first 32 samples, sanity with the methods its acceptance
     # names plus the control: at full size on 256 samples they took 195 s and minutes more
-    # per variant (the curves' medians over 32 samples and the verdicts as on 64, README).
+    # per variant (the curves' medians over 32 samples and the verdicts as on 64:
+    # docs/explanation/probes.md).
     # Their methods' settings named, so that the fingerprint covers them.
     "faithfulness": {"first": 32, "settings": SETTINGS},
     "sanity": {"first": 32, "methods": ["saliency", "integrated_gradients", "input"],
