@@ -12,7 +12,7 @@ inputs' summed effects o_n and the head's total t_n = e_n + o_n:
       `depends`      share significantly above delta (corrected p < alpha),
       `negligible`   share significantly below delta (the opposite one-sided test, corrected),
       `inconclusive` neither, or the claim refused by a tail diagnostic (one sample carries
-                     most of the effect that would refute it, its Pareto k-hat is above 0.7,
+                     most of the effect that would refute it, its Pareto k-hat is above 0.9,
                      or no other input with a path moved the head in fewer than 60 samples):
                      the reason is in `Summary.reason`, the table and the JSON.
     The tests are on means, not ranks (an OR head depends on tweet_a only where tweet_b does
