@@ -22,8 +22,12 @@ def three_by_three(named: bool = True):
     x1, x2, x3 = (keras.Input((T, F), name=name(n)) for n in ("x1", "x2", "x3"))
     flat = layers.Flatten(name=name("flatten"))
     f1, f2, f3 = flat(x1), flat(x2), flat(x3)  # one shared Flatten, three call sites
-    h_ab = layers.Dense(1, activation="sigmoid", name=name("h_ab"))(layers.concatenate([f1, f2]))
-    h_b = layers.Dense(1, activation="sigmoid", name=name("h_b"))(f2)
+    # Seeded: the same weights whatever ran before (the suite's order), and so the same verdicts.
+    h_ab = layers.Dense(1, activation="sigmoid", name=name("h_ab"),
+                        kernel_initializer=keras.initializers.GlorotUniform(seed=1))(
+        layers.concatenate([f1, f2]))
+    h_b = layers.Dense(1, activation="sigmoid", name=name("h_b"),
+                       kernel_initializer=keras.initializers.GlorotUniform(seed=2))(f2)
     zero_dense = layers.Dense(1, activation="sigmoid", name=name("h_zero"))
     h_zero = zero_dense(layers.concatenate([f1, f3]))
     model = keras.Model([x1, x2, x3], [h_ab, h_b, h_zero])
