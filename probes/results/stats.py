@@ -17,7 +17,7 @@ inputs' summed effects o_n and the head's total t_n = e_n + o_n:
                      the reason is in `Summary.reason`, the table and the JSON.
     The tests are on means, not ranks (an OR head depends on tweet_a only where tweet_b does
     not already decide it, which a median misses) and scale-free. Chosen on the tuning grids of
-    benchmarks/grids.py, checked on its second held-out grid (benchmarks/heldout.py).
+    benchmarks/grids.py, checked on its last held-out grid (benchmarks/heldout.py).
 Two more verdicts say that the statistics cannot answer:
   `too_few_samples`  fewer than MIN_SAMPLES samples: the per-sample effects are kept and the
                      exact zeros are still reported, but no cell is tested;
