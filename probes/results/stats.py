@@ -11,10 +11,10 @@ inputs' summed effects o_n and the head's total t_n = e_n + o_n:
     reference and the diagnostics). Their p-values are Holm-corrected over the tested cells:
       `depends`      share significantly above delta (corrected p < alpha),
       `negligible`   share significantly below delta (the opposite one-sided test, corrected),
-      `inconclusive` neither, or the claim refused by a tail diagnostic (one sample carries
-                     most of the effect that would refute it, its Pareto k-hat is above 0.9,
-                     or no other input with a path moved the head in fewer than 60 samples):
-                     the reason is in `Summary.reason`, the table and the JSON.
+      `inconclusive` neither, or the claim refused (one sample carries most of the effect
+                     that would refute it, or no other input with a path moved the head in
+                     fewer than 60 samples); the reason is in `Summary.reason`, the table and
+                     the JSON, as is a tail too heavy for the copies (Pareto k-hat above 0.9).
     The tests are on means, not ranks (an OR head depends on tweet_a only where tweet_b does
     not already decide it, which a median misses) and scale-free. Chosen on the tuning grids of
     benchmarks/grids.py, checked on its last held-out grid (benchmarks/heldout.py).
@@ -195,13 +195,19 @@ def _decide(tests: dict, p_dep: np.ndarray, p_neg: np.ndarray, alpha: float,
     """Writes the claims into `verdict` (H, I) from the corrected p-values, a refused claim
     `inconclusive`; returns the reasons (H, I), '' where none."""
     reasons = np.full(verdict.shape, "", dtype=object)
-    for claim, p, which in (("negligible", p_neg, "the input's effects"),
-                            ("depends", p_dep, "the other inputs' effects")):
-        part, k = tests["refuse_" + claim]
+    sides = (("negligible", p_neg, "the input's effects"),
+             ("depends", p_dep, "the other inputs' effects"))
+    for claim, p, which in sides:
+        part, _ = tests["refuse_" + claim]
         for h, i in zip(*np.nonzero(p < alpha)):
-            why = sharetest.reason(part[h, i], k[h, i], which)
+            why = sharetest.reason(part[h, i], which)
             verdict[h, i] = "inconclusive" if why else claim
             reasons[h, i] = f"{claim} refused: {why}" if why else ""
+    # Left inconclusive beside a tail heavier than the copies cover: said, on the share's side.
+    for h, i in zip(*np.nonzero((verdict == "inconclusive") & (reasons == ""))):
+        if np.isfinite(tests["t"][h, i]):
+            claim, _, which = sides[int(tests["t"][h, i] > 0)]
+            reasons[h, i] = sharetest.heavy(tests["refuse_" + claim][1][h, i], claim, which)
     return reasons
 
 
