@@ -117,6 +117,13 @@ def test_a_tail_heavier_than_the_copies_cover_is_said_beside_an_inconclusive_ver
     assert summarize(_result(e)).verdict.tolist() == [["depends", "negligible"]]
 
 
+def test_the_copies_follow_the_tail_s_shape():
+    # 3 / (1 - k) rounded up: no tail (-inf) or a light one as k = 0, an unjudged tail (NaN)
+    # as a Pareto 1.5's k = 2/3, and at most k = 0.9's 30.
+    k = np.array([np.nan, -np.inf, -0.3, 0.0, 0.5, 2 / 3, 0.9, 1.5])
+    assert sharetest.copies_for(k).tolist() == [9, 3, 3, 3, 6, 9, 30, 30]
+
+
 def test_one_sample_carrying_most_of_an_effect_refuses_the_claim():
     x = np.r_[np.full(60, 0.1), 7.0]  # the last sample: 7 / 13 = 54% of the sum
     part, k = sharetest.refusals(x)

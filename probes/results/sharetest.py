@@ -79,9 +79,9 @@ def copies_for(k: np.ndarray) -> np.ndarray:
     (1 - p)^N = e^-3 = 5% at p = 3 / N); under a generalized Pareto tail of shape k < 1 a value
     beyond m averages at most m / (1 - k). So that part adds at most UNSEEN / (1 - k) x m / N
     to the mean: ceil(UNSEEN / (1 - k)) copies of the most adverse sample, k clipped to
-    [0, K_HAT] and taken as UNJUDGED_K where it is not judged."""
+    [0, K_HAT] (-inf, no tail, to 0) and taken as UNJUDGED_K where it is not judged (NaN)."""
     k = np.asarray(k, dtype=float)
-    k = np.where(np.isfinite(k), np.clip(k, 0.0, K_HAT), UNJUDGED_K)
+    k = np.where(np.isnan(k), UNJUDGED_K, np.clip(k, 0.0, K_HAT))
     return np.ceil(UNSEEN / (1 - k) - 1e-9).astype(int)
 
 
