@@ -125,6 +125,11 @@ HELD_OUT_5 = (
 )
 HELD_OUT_5_SIZES = (28, 55, 110, 450, 950)
 
+# Every grid by its name in `python -m benchmarks.heldout --grid NAME`: (designs, sizes).
+GRIDS = {"tuning": (TUNING, TUNING_SIZES), "held-out": (HELD_OUT, HELD_OUT_SIZES),
+         "held-out-2": (HELD_OUT_2, HELD_OUT_2_SIZES), "held-out-3": (HELD_OUT_3, HELD_OUT_3_SIZES),
+         "held-out-4": (HELD_OUT_4, HELD_OUT_4_SIZES), "held-out-5": (HELD_OUT_5, HELD_OUT_5_SIZES)}
+
 SHARES = (0.05, 0.10, 0.20)  # the threshold, then the power points
 
 

@@ -61,13 +61,7 @@ def rates(design: tuple, n: int, *, datasets: int, seed: int = 0) -> dict:
 def measure(grid: str, datasets: int, seed: int = 0) -> dict:
     """{(label, n): rates} over a whole grid ('tuning' or 'held-out' to 'held-out-5': all
     but the last held-out grid are spent, benchmarks/grids.py)."""
-    grid_sizes = {"tuning": (grids.TUNING, grids.TUNING_SIZES),
-                  "held-out": (grids.HELD_OUT, grids.HELD_OUT_SIZES),
-                  "held-out-2": (grids.HELD_OUT_2, grids.HELD_OUT_2_SIZES),
-                  "held-out-3": (grids.HELD_OUT_3, grids.HELD_OUT_3_SIZES),
-                  "held-out-4": (grids.HELD_OUT_4, grids.HELD_OUT_4_SIZES),
-                  "held-out-5": (grids.HELD_OUT_5, grids.HELD_OUT_5_SIZES)}
-    designs, sizes = grid_sizes[grid]
+    designs, sizes = grids.GRIDS[grid]
     return {(d[0], n): rates(d, n, datasets=datasets, seed=seed)
             for d in designs for n in sizes}
 
@@ -91,8 +85,7 @@ def report(cells: dict, datasets: int) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grid", default="tuning", choices=(
-        "tuning", "held-out", "held-out-2", "held-out-3", "held-out-4", "held-out-5"))
+    parser.add_argument("--grid", default="tuning", choices=tuple(grids.GRIDS))
     parser.add_argument("--datasets", type=int, default=1000, help="data sets per cell")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
